@@ -1,0 +1,112 @@
+/* v4c — DeepSeek-V4 in C. The public API.
+ *
+ * Errors are values: a function that can fail returns NULL or a negative
+ * number and writes one line into the caller's `err` buffer (V4C_ERR_LEN
+ * bytes) naming the file, tensor or key and what was expected. */
+#ifndef V4C_H
+#define V4C_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define V4C_ERR_LEN 512
+#define V4C_MAX_LAYERS 256
+
+/* ---- configuration (config.json, MODEL.md §1) ---------------------------- */
+typedef struct v4c_config {
+    int vocab_size;
+    int hidden_size;          /* D */
+    int n_layers;             /* L, main layers */
+    int n_mtp;                /* MTP blocks */
+    int n_heads;              /* H query heads, one shared KV head */
+    int head_dim;             /* Dh */
+    int rope_dim;             /* R: trailing dims that carry RoPE */
+    int q_lora_rank;
+    int o_groups, o_lora_rank;
+    int window;               /* sliding window */
+    int compress_ratios[V4C_MAX_LAYERS]; /* n_layers + n_mtp entries */
+    int index_n_heads, index_head_dim, index_topk;
+    int n_routed_experts, n_experts_per_tok, n_shared_experts;
+    int moe_inter;            /* moe_intermediate_size */
+    int n_hash_layers;
+    float route_scale;        /* routed_scaling_factor */
+    float swiglu_limit;
+    int hc_mult, hc_sinkhorn_iters;
+    float hc_eps;
+    float rope_theta, compress_rope_theta;
+    float yarn_factor;
+    int yarn_orig_max_pos;    /* 0 = no YaRN */
+    float yarn_beta_fast, yarn_beta_slow;
+    float norm_eps;
+    int max_position_embeddings; /* 0 if absent */
+    int bos_token_id, eos_token_id; /* -1 if absent */
+} v4c_config;
+
+/* ---- model ---------------------------------------------------------------- */
+typedef struct v4c_model v4c_model;
+
+/* Open a Hugging Face model directory (config.json + model.safetensors or
+ * shards with model.safetensors.index.json). Weights are memory-mapped and
+ * used in their stored dtype. */
+v4c_model *v4c_model_open(const char *dir, char err[V4C_ERR_LEN]);
+void v4c_model_free(v4c_model *m);
+const v4c_config *v4c_model_config(const v4c_model *m);
+
+/* Parameter counts by kind (logical weight elements; scales counted apart). */
+typedef struct v4c_model_stats {
+    int64_t params_embed;     /* embedding + output head */
+    int64_t params_attn;      /* q/kv/o projections, norms, sinks */
+    int64_t params_compress;  /* compressors and lightning indexers */
+    int64_t params_routed;    /* routed experts */
+    int64_t params_shared;    /* shared experts + routers */
+    int64_t params_hc;        /* mHC mixing (+ heads) */
+    int64_t params_mtp;       /* everything in the MTP blocks */
+    int64_t params_other;     /* final norm */
+    int64_t params_total;
+    int64_t scale_elems;      /* FP8/FP4 block-scale elements */
+    int64_t bytes_on_disk;    /* sum of safetensors file sizes */
+    int64_t bytes_weights;    /* bytes of the tensors the model uses */
+    int n_tensors_used, n_tensors_ignored;
+    /* KV cache: bytes that grow with each token (compressed + indexer
+     * entries, all layers) and fixed bytes (windows, compressor tails). */
+    double kv_bytes_per_token;
+    int64_t kv_fixed_bytes;
+} v4c_model_stats;
+void v4c_model_get_stats(const v4c_model *m, v4c_model_stats *st);
+
+/* ---- sessions: one sequence with its caches (MODEL.md §7) ------------------ */
+typedef struct v4c_session v4c_session;
+
+typedef struct v4c_session_params {
+    int max_ctx;   /* 0 = max_position_embeddings from the config (or 4096) */
+    int use_mtp;   /* keep the MTP block's caches in step with the main model */
+} v4c_session_params;
+
+v4c_session *v4c_session_new(v4c_model *m, const v4c_session_params *p, char err[V4C_ERR_LEN]);
+void v4c_session_free(v4c_session *s);
+int v4c_session_pos(const v4c_session *s); /* tokens consumed so far */
+
+/* Feed n tokens at the current position (any n >= 1: a prefill chunk or one
+ * decode step). If logits is non-NULL it receives vocab_size floats: the
+ * next-token logits at the last fed position. Returns 0 or -1 (err set). */
+int v4c_session_feed(v4c_session *s, const int32_t *ids, int n, float *logits, char err[V4C_ERR_LEN]);
+
+/* Run the MTP block at the last fed position, given the token that follows
+ * it; writes vocab_size logits predicting the token after next. Requires
+ * use_mtp. Returns 0 or -1. */
+int v4c_session_mtp(v4c_session *s, int32_t next_id, float *logits, char err[V4C_ERR_LEN]);
+
+/* ---- runtime ---------------------------------------------------------------- */
+void v4c_set_threads(int n);  /* <= 0: all cores */
+int v4c_get_threads(void);
+void v4c_set_verbose(int level);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,47 @@
+/* Memory-mapped safetensors files (single file or shards with an index).
+ * The header JSON is parsed once; tensor data stays in the mapping. */
+#ifndef V4C_SAFETENSORS_H
+#define V4C_SAFETENSORS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "formats/dtype.h"
+
+#define ST_MAX_DIMS 8
+
+typedef struct {
+    char *name;
+    v4c_dtype dtype;
+    int ndim;
+    int64_t shape[ST_MAX_DIMS];
+    int64_t numel;
+    const void *data;
+    size_t nbytes;
+    int file;  /* index into st_set.files */
+    int used;  /* set by the model binder; unused tensors are counted */
+} st_tensor;
+
+typedef struct {
+    char *path;
+    void *map;
+    size_t size;
+} st_file;
+
+typedef struct {
+    st_file *files;
+    int n_files;
+    st_tensor *tensors; /* sorted by name */
+    int n_tensors;
+} st_set;
+
+/* Open `dir`/model.safetensors.index.json and its shards, or else
+ * `dir`/model.safetensors. Returns 0 or -1 with err naming the file. */
+int st_open_dir(st_set *set, const char *dir, char *err);
+/* Open one file (used by the directory loader and by tests). */
+int st_open_file(st_set *set, const char *path, char *err);
+void st_close(st_set *set);
+
+st_tensor *st_find(const st_set *set, const char *name);
+
+#endif

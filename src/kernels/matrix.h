@@ -1,0 +1,38 @@
+/* A weight matrix in its stored form and the products with it. Each storage
+ * kind is a row of the table in matrix.c (how to decode one row). */
+#ifndef V4C_MATRIX_H
+#define V4C_MATRIX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { WK_F32, WK_BF16, WK_FP8, WK_FP4, WK_COUNT } weight_kind;
+
+typedef struct {
+    weight_kind kind;
+    int rows, cols;     /* logical [out, in] */
+    const void *data;   /* F32/BF16 values, e4m3 codes, or packed e2m1 pairs */
+    const void *scale;  /* FP8: [ceil(rows/128), ceil(cols/128)]; FP4: [rows, cols/32] */
+    int scale_is_f32;   /* Base checkpoints store FP8 scales as F32, not E8M0 */
+} v4c_matrix;
+
+extern const char *const weight_kind_name[WK_COUNT];
+
+/* FP8/FP4 weights consume fp8_quant(x, 128) of their input (MODEL.md §2). */
+static inline int matrix_quantizes_input(const v4c_matrix *W) { return W->kind == WK_FP8 || W->kind == WK_FP4; }
+
+/* Decode row r (all cols) into out. */
+void matrix_row_f32(const v4c_matrix *W, int r, float *out);
+
+/* y[j*ldy + i] = W[row0 + i] . x[j*ldx ...], i < nrows, j < n. No input
+ * quantization: the raw product with the dequantized weight. */
+void matmul(float *y, int ldy, const v4c_matrix *W, int row0, int nrows, const float *x, int ldx, int n);
+
+/* The linear layer of MODEL.md: y[n, rows] = W x for n rows of x[n, cols],
+ * applying fp8_quant(x, 128) first when W is FP8/FP4. */
+void linear(float *y, const v4c_matrix *W, const float *x, int n);
+
+/* x quantized as W's input needs it: x itself, or a copy in *owned. */
+const float *linear_input(const v4c_matrix *W, const float *x, int n, float **owned);
+
+#endif

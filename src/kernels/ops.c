@@ -1,0 +1,82 @@
+#include "kernels/ops.h"
+
+#include <math.h>
+
+float rms_scale(const float *v, int n, float eps) {
+    float ss = 0.0f;
+    for (int i = 0; i < n; i++) ss += v[i] * v[i];
+    return 1.0f / sqrtf(ss / n + eps);
+}
+
+void rmsnorm(float *out, const float *v, const float *w, int n, float eps) {
+    float s = rms_scale(v, n, eps);
+    for (int i = 0; i < n; i++) out[i] = v[i] * s * (w ? w[i] : 1.0f);
+}
+
+void rope(float *v, int R, const float *freqs, int pos, int inverse) {
+    for (int i = 0; i < R / 2; i++) {
+        float angle = (float)pos * freqs[i];
+        float c = cosf(angle), s = sinf(angle);
+        if (inverse) s = -s;
+        float a = v[2 * i], b = v[2 * i + 1];
+        v[2 * i] = a * c - b * s;
+        v[2 * i + 1] = a * s + b * c;
+    }
+}
+
+static double yarn_corr(double n_rot, int R, double base, int orig) {
+    return R * log(orig / (n_rot * 2 * M_PI)) / (2 * log(base));
+}
+
+void rope_freqs(float *freqs, int R, float base, float factor, int orig_max_pos, float beta_fast, float beta_slow) {
+    for (int i = 0; i < R / 2; i++) freqs[i] = (float)(1.0 / pow(base, (double)(2 * i) / R));
+    if (orig_max_pos <= 0) return;
+    double low = floor(yarn_corr(beta_fast, R, base, orig_max_pos));
+    double high = ceil(yarn_corr(beta_slow, R, base, orig_max_pos));
+    if (low < 0) low = 0;
+    if (high > R - 1) high = R - 1;
+    if (low == high) high += 0.001;
+    for (int i = 0; i < R / 2; i++) {
+        float ramp = (float)((i - low) / (high - low));
+        ramp = ramp < 0 ? 0 : ramp > 1 ? 1 : ramp;
+        freqs[i] = freqs[i] / factor * ramp + freqs[i] * (1 - ramp);
+    }
+}
+
+void hadamard(float *v, int n) {
+    for (int h = 1; h < n; h *= 2)
+        for (int i = 0; i < n; i += 2 * h)
+            for (int j = i; j < i + h; j++) {
+                float a = v[j], b = v[j + h];
+                v[j] = a + b;
+                v[j + h] = a - b;
+            }
+}
+
+float softplusf(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+float siluf(float x) { return x / (1.0f + expf(-x)); }
+
+/* A min-heap of the k best so far: O(n log k). */
+static void sift_down(const float *s, int *h, int k, int i) {
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        if (l < k && s[h[l]] < s[h[m]]) m = l;
+        if (r < k && s[h[r]] < s[h[m]]) m = r;
+        if (m == i) return;
+        int t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+void topk_indices(const float *s, int n, int k, int *out) {
+    if (k <= 0) return;
+    for (int i = 0; i < k; i++) out[i] = i;
+    for (int i = k / 2 - 1; i >= 0; i--) sift_down(s, out, k, i);
+    for (int i = k; i < n; i++)
+        if (s[i] > s[out[0]]) {
+            out[0] = i;
+            sift_down(s, out, k, 0);
+        }
+}

@@ -1,0 +1,28 @@
+/* Element-wise and per-vector operations of the forward pass (float32). */
+#ifndef V4C_OPS_H
+#define V4C_OPS_H
+
+/* rms(v) = 1/sqrt(mean(v^2) + eps) */
+float rms_scale(const float *v, int n, float eps);
+/* out = v * rms(v) * w (w may be NULL: no weight); out may alias v. */
+void rmsnorm(float *out, const float *v, const float *w, int n, float eps);
+
+/* RoPE on R dims, adjacent pairs (v[2i], v[2i+1]) rotate by pos * freqs[i]
+ * (or by -pos * freqs[i] when inverse). */
+void rope(float *v, int R, const float *freqs, int pos, int inverse);
+/* freqs[i], i < R/2, with YaRN blending when orig_max_pos > 0 (MODEL.md §4). */
+void rope_freqs(float *freqs, int R, float base, float factor, int orig_max_pos, float beta_fast, float beta_slow);
+
+/* Unnormalised Walsh-Hadamard transform (Sylvester order), n a power of 2. */
+void hadamard(float *v, int n);
+
+float softplusf(float x);
+float siluf(float x);
+
+static inline float sigmoidf(float x) { return 1.0f / (1.0f + __builtin_expf(-x)); }
+
+
+
+/* Indices of the k largest of s[0..n) (k <= n), in no particular order. */
+void topk_indices(const float *s, int n, int k, int *out);
+#endif

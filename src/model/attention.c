@@ -1,0 +1,109 @@
+/* Hybrid attention, MODEL.md §4: one shared kv head (MQA) over the sliding
+ * window plus compressed entries (all of them for HCA, the indexer's top-k
+ * for CSA), with an attention sink and the grouped output projection. */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "formats/dtype.h"
+#include "kernels/ops.h"
+#include "model/forward.h"
+#include "util/util.h"
+
+/* o = sum_k softmax(q.key_k * scale, with sink) key_k over the gathered keys. */
+static void attend(const float *q, const float *const *keys, int n_keys, int Dh, float sink, float *scores, float *o) {
+    float scale = 1.0f / sqrtf((float)Dh), mx = -INFINITY;
+    for (int k = 0; k < n_keys; k++) {
+        const float *key = keys[k];
+        float s = 0;
+        for (int d = 0; d < Dh; d++) s += q[d] * key[d];
+        scores[k] = s * scale;
+        mx = fmaxf(mx, scores[k]);
+    }
+    float den = 0;
+    for (int k = 0; k < n_keys; k++) den += scores[k] = expf(scores[k] - mx);
+    den += expf(sink - mx);
+    memset(o, 0, Dh * sizeof(float));
+    for (int k = 0; k < n_keys; k++) {
+        float p = scores[k] / den;
+        const float *key = keys[k];
+        for (int d = 0; d < Dh; d++) o[d] += p * key[d];
+    }
+}
+
+void attention_forward(const v4c_model *m, const layer_weights *w, layer_cache *lc, const float *x, int n, int pos0, float *out) {
+    const v4c_config *c = &m->cfg;
+    int H = c->n_heads, Dh = c->head_dim, R = c->rope_dim, qr = c->q_lora_rank, win = c->window, ratio = w->ratio;
+    float eps = c->norm_eps;
+
+    float *q_lat = xmalloc((size_t)n * qr * sizeof(float));
+    float *q = xmalloc((size_t)n * H * Dh * sizeof(float));
+    float *kv = xmalloc((size_t)n * Dh * sizeof(float));
+    linear(q_lat, &w->wq_a, x, n);
+    for (int i = 0; i < n; i++) rmsnorm(q_lat + (size_t)i * qr, q_lat + (size_t)i * qr, w->q_norm, qr, eps);
+    linear(q, &w->wq_b, q_lat, n);
+    linear(kv, &w->wkv, x, n);
+    for (int i = 0; i < n; i++) {
+        for (int h = 0; h < H; h++) {
+            float *qh = q + ((size_t)i * H + h) * Dh;
+            rmsnorm(qh, qh, NULL, Dh, eps);
+            rope(qh + Dh - R, R, w->rope_freqs, pos0 + i, 0);
+        }
+        float *k = kv + (size_t)i * Dh;
+        rmsnorm(k, k, w->kv_norm, Dh, eps);
+        rope(k + Dh - R, R, w->rope_freqs, pos0 + i, 0);
+        fp8_quant(k, Dh - R, 64);
+    }
+
+    int topk = 0, *sel = NULL, *n_sel = NULL;
+    if (ratio > 0) compressor_forward(c, &w->comp, &lc->comp, x, n, pos0, w->rope_freqs, 0);
+    if (ratio == 4) {
+        topk = c->index_topk;
+        sel = xmalloc((size_t)n * topk * sizeof(int));
+        n_sel = xmalloc((size_t)n * sizeof(int));
+        indexer_select(m, w, lc, x, q_lat, n, pos0, sel, n_sel);
+    }
+
+    float *o = xmalloc((size_t)n * H * Dh * sizeof(float));
+    int max_keys = win + (ratio > 0 ? lc->comp.n_entries : 0);
+#pragma omp parallel if (n * H > 1)
+    {
+        const float **keys = xmalloc((size_t)max_keys * sizeof(float *));
+        float *scores = xmalloc((size_t)max_keys * sizeof(float));
+#pragma omp for schedule(dynamic)
+        for (int ih = 0; ih < n * H; ih++) {
+            int i = ih / H, h = ih % H, t = pos0 + i, nk = 0;
+            for (int p = t - win + 1 < 0 ? 0 : t - win + 1; p <= t; p++)
+                keys[nk++] = p >= pos0 ? kv + (size_t)(p - pos0) * Dh : lc->kv_ring + (size_t)(p % win) * Dh;
+            if (ratio == 4) {
+                for (int k = 0; k < n_sel[i]; k++) keys[nk++] = lc->comp.entries + (size_t)sel[i * topk + k] * Dh;
+            } else if (ratio > 0) {
+                for (int j = 0; j < (t + 1) / ratio; j++) keys[nk++] = lc->comp.entries + (size_t)j * Dh;
+            }
+            float *oh = o + (size_t)ih * Dh;
+            attend(q + (size_t)ih * Dh, keys, nk, Dh, w->attn_sink[h], scores, oh);
+            rope(oh + Dh - R, R, w->rope_freqs, t, 1);
+        }
+        free(keys);
+        free(scores);
+    }
+
+    int first = n > win ? n - win : 0;
+    for (int i = first; i < n; i++) memcpy(lc->kv_ring + (size_t)((pos0 + i) % win) * Dh, kv + (size_t)i * Dh, Dh * sizeof(float));
+
+    /* Grouped output projection: group g's slice of o through its own
+     * block of wo_a (dequantized only: no activation quantization), then wo_b. */
+    int G = c->o_groups, olr = c->o_lora_rank, gw = H * Dh / G;
+    float *u = xmalloc((size_t)n * G * olr * sizeof(float));
+    for (int g = 0; g < G; g++) matmul(u + (size_t)g * olr, G * olr, &w->wo_a, g * olr, olr, o + (size_t)g * gw, H * Dh, n);
+    linear(out, &w->wo_b, u, n);
+
+    free(u);
+    free(o);
+    free(sel);
+    free(n_sel);
+    free(kv);
+    free(q);
+    free(q_lat);
+}

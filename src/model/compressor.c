@@ -1,0 +1,95 @@
+/* KV compressors, MODEL.md §4 "Compressor": pool every m tokens' k_t with an
+ * element-wise softmax over s_t into one entry. The overlapping variant
+ * (m = 4, CSA) also pools the previous block's first halves. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "formats/dtype.h"
+#include "kernels/ops.h"
+#include "model/forward.h"
+#include "util/util.h"
+
+void compressor_cache_init(compressor_cache *c, int ratio, int dim, int width) {
+    memset(c, 0, sizeof *c);
+    c->ratio = ratio;
+    c->dim = dim;
+    c->width = width;
+    c->k = xcalloc((size_t)2 * ratio * width, sizeof(float));
+    c->s = xcalloc((size_t)2 * ratio * width, sizeof(float));
+}
+
+void compressor_cache_free(compressor_cache *c) {
+    free(c->k);
+    free(c->s);
+    free(c->entries);
+    memset(c, 0, sizeof *c);
+}
+
+float *compressor_cache_push(compressor_cache *c) {
+    if (c->n_entries == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 64;
+        c->entries = xrealloc(c->entries, (size_t)c->cap * c->dim * sizeof(float));
+    }
+    return c->entries + (size_t)c->n_entries++ * c->dim;
+}
+
+/* Pool block b (its last position just arrived) into out[d]. */
+static void pool_block(const compressor_cache *cc, int b, int overlap, float *out) {
+    int m = cc->ratio, d = cc->dim, W = cc->width;
+    const float *kc = cc->k + (size_t)(b & 1) * m * W, *sc = cc->s + (size_t)(b & 1) * m * W;
+    const float *kp = cc->k + (size_t)((b + 1) & 1) * m * W, *sp = cc->s + (size_t)((b + 1) & 1) * m * W;
+    /* Overlapping: features [d, 2d) of this block and [0, d) of block b-1. */
+    int cur_off = overlap ? d : 0, with_prev = overlap && b > 0;
+    for (int f = 0; f < d; f++) {
+        float mx = -INFINITY;
+        for (int i = 0; i < m; i++) mx = fmaxf(mx, sc[i * W + cur_off + f]);
+        if (with_prev)
+            for (int i = 0; i < m; i++) mx = fmaxf(mx, sp[i * W + f]);
+        float num = 0, den = 0;
+        if (with_prev)
+            for (int i = 0; i < m; i++) {
+                float e = expf(sp[i * W + f] - mx);
+                den += e;
+                num += e * kp[i * W + f];
+            }
+        for (int i = 0; i < m; i++) {
+            float e = expf(sc[i * W + cur_off + f] - mx);
+            den += e;
+            num += e * kc[i * W + cur_off + f];
+        }
+        out[f] = num / den;
+    }
+}
+
+void compressor_forward(const v4c_config *c, const compressor_weights *w, compressor_cache *cc, const float *x, int n, int pos0,
+                        const float *rope_freqs, int for_indexer) {
+    int m = w->ratio, d = w->dim, W = w->overlap * d, R = c->rope_dim;
+    float *K = xmalloc((size_t)n * W * sizeof(float)), *S = xmalloc((size_t)n * W * sizeof(float));
+    linear(K, &w->wkv, x, n);
+    linear(S, &w->wgate, x, n);
+    for (int i = 0; i < n; i++) {
+        int t = pos0 + i, b = t / m, slot = t % m;
+        float *kdst = cc->k + ((size_t)(b & 1) * m + slot) * W, *sdst = cc->s + ((size_t)(b & 1) * m + slot) * W;
+        const float *ape = w->ape + (size_t)slot * W;
+        for (int f = 0; f < W; f++) {
+            kdst[f] = K[(size_t)i * W + f];
+            sdst[f] = S[(size_t)i * W + f] + ape[f];
+        }
+        if (slot != m - 1) continue;
+        float *e = compressor_cache_push(cc);
+        pool_block(cc, b, w->overlap == 2, e);
+        rmsnorm(e, e, w->norm, d, c->norm_eps);
+        rope(e + d - R, R, rope_freqs, b * m, 0);
+        if (for_indexer) {
+            hadamard(e, d);
+            float sc = 1.0f / sqrtf((float)d);
+            for (int f = 0; f < d; f++) e[f] *= sc;
+            fp4_quant(e, d, 32);
+        } else {
+            fp8_quant(e, d - R, 64);
+        }
+    }
+    free(K);
+    free(S);
+}

@@ -1,0 +1,37 @@
+/* The forward pass, one function per sublayer, each next to its MODEL.md
+ * section. All functions process n consecutive tokens at positions
+ * pos0 .. pos0+n-1; activations are row-major [n, ...] float32. */
+#ifndef V4C_FORWARD_H
+#define V4C_FORWARD_H
+
+#include "model/cache.h"
+#include "model/model.h"
+
+/* §3 mHC. X is [n, hc, D]. hc_pre writes y [n, D], post [n, hc] and the
+ * Sinkhorn-normalised comb [n, hc, hc]; hc_post updates X in place. */
+void hc_pre(const v4c_config *c, const hc_weights *w, const float *X, int n, float *y, float *post, float *comb);
+void hc_post(const v4c_config *c, float *X, const float *a, const float *post, const float *comb, int n);
+/* Softmax rows + eps, then alternate column/row normalisation (§3). */
+void hc_sinkhorn(float *C, int hc, int iters, float eps);
+/* HC head: [n, hc, D] -> [n, D] (before the final norm). */
+void hc_head(const v4c_config *c, const hc_head_weights *w, const float *X, int n, float *y);
+
+/* §4 compressor: consume k_t, s_t for n tokens; append finished entries. */
+void compressor_forward(const v4c_config *c, const compressor_weights *w, compressor_cache *cc, const float *x, int n, int pos0,
+                        const float *rope_freqs, int for_indexer);
+
+/* §4 attention sublayer: x [n, D] -> out [n, D]. */
+void attention_forward(const v4c_model *m, const layer_weights *w, layer_cache *lc, const float *x, int n, int pos0, float *out);
+
+/* §4 lightning indexer: for each token, the selected compressed entries.
+ * sel [n, topk] gets entry indices, n_sel [n] their count. */
+void indexer_select(const v4c_model *m, const layer_weights *w, layer_cache *lc, const float *x, const float *q_lat, int n, int pos0,
+                    int *sel, int *n_sel);
+
+/* §5 MoE sublayer: x [n, D] -> out [n, D]; ids route hash layers. */
+void moe_forward(const v4c_model *m, const layer_weights *w, const float *x, const int32_t *ids, int n, float *out);
+
+/* One block (attention then FFN, each wrapped in mHC) over X [n, hc, D]. */
+void block_forward(const v4c_model *m, const layer_weights *w, layer_cache *lc, float *X, const int32_t *ids, int n, int pos0);
+
+#endif

@@ -1,0 +1,61 @@
+/* Lightning indexer, MODEL.md §4: scores every compressed entry with a
+ * small FP4-simulated multi-head dot product and keeps the top-k for CSA. */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "formats/dtype.h"
+#include "kernels/ops.h"
+#include "model/forward.h"
+#include "util/util.h"
+
+void indexer_select(const v4c_model *m, const layer_weights *w, layer_cache *lc, const float *x, const float *q_lat, int n, int pos0,
+                    int *sel, int *n_sel) {
+    const v4c_config *c = &m->cfg;
+    const indexer_weights *ix = &w->indexer;
+    int nI = c->index_n_heads, dI = c->index_head_dim, R = c->rope_dim, topk = c->index_topk;
+
+    float *qI = xmalloc((size_t)n * nI * dI * sizeof(float));
+    float *wts = xmalloc((size_t)n * nI * sizeof(float));
+    linear(qI, &ix->wq_b, q_lat, n);
+    linear(wts, &ix->weights_proj, x, n);
+    float qscale = 1.0f / sqrtf((float)dI), wscale = 1.0f / sqrtf((float)dI) / sqrtf((float)nI);
+    for (int i = 0; i < n; i++) {
+        for (int h = 0; h < nI; h++) {
+            float *qh = qI + ((size_t)i * nI + h) * dI;
+            rope(qh + dI - R, R, w->rope_freqs, pos0 + i, 0);
+            hadamard(qh, dI);
+            for (int d = 0; d < dI; d++) qh[d] *= qscale;
+            fp4_quant(qh, dI, 32);
+        }
+        for (int h = 0; h < nI; h++) wts[i * nI + h] *= wscale;
+    }
+    compressor_forward(c, &ix->comp, &lc->icomp, x, n, pos0, w->rope_freqs, 1);
+
+    int n_entries = lc->icomp.n_entries;
+#pragma omp parallel if (n > 1)
+    {
+        float *score = xmalloc((size_t)(n_entries ? n_entries : 1) * sizeof(float));
+#pragma omp for schedule(dynamic)
+        for (int i = 0; i < n; i++) {
+            int count = (pos0 + i + 1) / 4;
+            for (int j = 0; j < count; j++) {
+                const float *cj = lc->icomp.entries + (size_t)j * dI;
+                float s = 0;
+                for (int h = 0; h < nI; h++) {
+                    const float *qh = qI + ((size_t)i * nI + h) * dI;
+                    float dotp = 0;
+                    for (int d = 0; d < dI; d++) dotp += qh[d] * cj[d];
+                    s += wts[i * nI + h] * (dotp > 0 ? dotp : 0);
+                }
+                score[j] = s;
+            }
+            n_sel[i] = count < topk ? count : topk;
+            topk_indices(score, count, n_sel[i], sel + (size_t)i * topk);
+        }
+        free(score);
+    }
+    free(qI);
+    free(wts);
+}

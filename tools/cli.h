@@ -1,0 +1,13 @@
+/* Subcommand entry points and small helpers shared by the CLI files. */
+#ifndef V4C_CLI_H
+#define V4C_CLI_H
+
+#include <stdint.h>
+
+int cmd_info(int argc, char **argv);
+int cmd_logits(int argc, char **argv);
+
+/* Parse "1,2,3" into a malloc'd array; returns count, or -1 with a message. */
+int cli_parse_ids(const char *s, int32_t **out, const char *what);
+
+#endif
