@@ -1,4 +1,5 @@
-/* golden_compare CASE.json KEY GOT.f32: compare logits rows with the golden
+/* golden_compare ids CASE.json KEY: print the id list KEY as "1,2,3".
+ * golden_compare CASE.json KEY GOT.f32: compare logits rows with the golden
  * file named by CASE.json's KEY ("logits" or "mtp_logits") using the
  * case's tolerance (shared/golden/README.md): max|got-want|/std(want) for
  * BF16 cases; min/mean cosine for FP8 cases; argmax agreement for both.
@@ -33,9 +34,24 @@ static int argmax(const float *v, int n) {
     return b;
 }
 
+static int print_ids(const char *path, const char *key) {
+    json_error_t jerr;
+    json_t *c = json_load_file(path, 0, &jerr), *a = c ? json_object_get(c, key) : NULL;
+    if (!json_is_array(a)) {
+        fprintf(stderr, "%s: no id list '%s'\n", path, key);
+        json_decref(c);
+        return 2;
+    }
+    for (size_t i = 0; i < json_array_size(a); i++) printf("%s%lld", i ? "," : "", (long long)json_integer_value(json_array_get(a, i)));
+    printf("\n");
+    json_decref(c);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 4 && !strcmp(argv[1], "ids")) return print_ids(argv[2], argv[3]);
     if (argc != 4) {
-        fprintf(stderr, "usage: golden_compare CASE.json logits|mtp_logits GOT.f32\n");
+        fprintf(stderr, "usage: golden_compare CASE.json logits|mtp_logits GOT.f32 | golden_compare ids CASE.json KEY\n");
         return 2;
     }
     json_error_t jerr;

@@ -44,4 +44,17 @@ void st_close(st_set *set);
 
 st_tensor *st_find(const st_set *set, const char *name);
 
+
+/* Writing: one tensor to be stored. */
+typedef struct {
+    const char *name;
+    v4c_dtype dtype;
+    int ndim;
+    int64_t shape[ST_MAX_DIMS];
+    const void *data; /* numel * dtype size bytes */
+} st_write_tensor;
+
+/* Write a safetensors file (header padded to 8 bytes, tensors in the order
+ * given). Returns 0 or -1 with err. */
+int st_write_file(const char *path, const st_write_tensor *t, int n, char *err);
 #endif

@@ -1,0 +1,137 @@
+/* Sinkhorn (mHC), RoPE/YaRN frequencies and rotation, Walsh-Hadamard
+ * against the explicit matrix, top-k selection. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/ops.h"
+#include "model/forward.h"
+#include "test_util.h"
+
+static float frand(unsigned *s) {
+    *s = *s * 1664525u + 1013904223u;
+    return ((*s >> 8) / 16777216.0f) * 2 - 1;
+}
+
+static double row_col_error(const float *C, int hc, double *col_err) {
+    double row_err = 0;
+    *col_err = 0;
+    for (int i = 0; i < hc; i++) {
+        double r = 0, c = 0;
+        for (int j = 0; j < hc; j++) r += C[i * hc + j], c += C[j * hc + i];
+        row_err = fmax(row_err, fabs(r - 1));
+        *col_err = fmax(*col_err, fabs(c - 1));
+    }
+    return row_err;
+}
+
+static void test_sinkhorn(void) {
+    unsigned seed = 7;
+    int hc = 4;
+    for (int trial = 0; trial < 20; trial++) {
+        float logits[16];
+        for (int k = 0; k < 16; k++) logits[k] = 4 * frand(&seed);
+        double prev_row = INFINITY;
+        int iters[] = {1, 3, 10, 20, 50};
+        for (int t = 0; t < 5; t++) {
+            float C[16];
+            memcpy(C, logits, sizeof C);
+            hc_sinkhorn(C, hc, iters[t], 1e-6f);
+            double col, row = row_col_error(C, hc, &col);
+            /* The last step divides columns by (sum + eps): exact to ~eps once
+             * the sums are near 1; after one step a small column sum s
+             * leaves eps/s. */
+            double col_tol = iters[t] >= 3 ? 1e-5 : 1e-4;
+            CHECK(col < col_tol, "trial %d, %d iterations: columns sum to 1 within %g (err %g)", trial, iters[t], col_tol, col);
+            CHECK(row <= prev_row + 1e-6, "trial %d: row error shrinks with iterations (%g after %d, was %g)", trial, row, iters[t], prev_row);
+            for (int k = 0; k < 16; k++) CHECK(C[k] > 0, "entries stay positive");
+            prev_row = row;
+        }
+        CHECK(prev_row < 1e-3, "trial %d: rows near 1 after 50 iterations (err %g)", trial, prev_row);
+    }
+}
+
+static void test_rope_freqs(void) {
+    int R = 64;
+    float f[32];
+    rope_freqs(f, R, 10000.0f, 1.0f, 0, 0, 0);
+    for (int i = 0; i < R / 2; i++) CHECK(fabsf(f[i] - (float)pow(10000.0, -2.0 * i / R)) <= 1e-7f * fmaxf(f[i], 1e-30f) + 1e-12f, "plain freq %d", i);
+    /* YaRN with the Flash settings: base 160000, factor 16, original 65536, beta 32/1. */
+    rope_freqs(f, R, 160000.0f, 16.0f, 65536, 32.0f, 1.0f);
+    double base = 160000, lo = floor(R * log(65536 / (32 * 2 * M_PI)) / (2 * log(base)));
+    double hi = ceil(R * log(65536 / (1 * 2 * M_PI)) / (2 * log(base)));
+    CHECK(lo == 15 && hi == 25, "correction range [%g, %g] for the Flash settings", lo, hi);
+    for (int i = 0; i < R / 2; i++) {
+        double f0 = pow(base, -2.0 * i / R), ramp = fmin(fmax((i - lo) / (hi - lo), 0), 1);
+        double want = f0 / 16 * ramp + f0 * (1 - ramp);
+        CHECK(fabs(f[i] - want) <= 1e-6 * want, "yarn freq %d: got %g want %g", i, f[i], want);
+    }
+    CHECK(fabsf(f[0] - 1.0f) < 1e-7f, "fastest frequency untouched (%g)", f[0]);
+    CHECK(fabs(f[31] - pow(base, -62.0 / 64) / 16) < 1e-6 * f[31], "slowest frequency divided by the factor");
+}
+
+static void test_rope_rotation(void) {
+    int R = 64;
+    float f[32], v[64], orig[64];
+    unsigned seed = 3;
+    rope_freqs(f, R, 10000.0f, 1.0f, 0, 0, 0);
+    for (int i = 0; i < R; i++) orig[i] = v[i] = frand(&seed);
+    rope(v, R, f, 37, 0);
+    /* pair 0 rotates by 37 rad exactly */
+    float c = cosf(37.0f), s = sinf(37.0f);
+    CHECK(fabsf(v[0] - (orig[0] * c - orig[1] * s)) < 1e-6f && fabsf(v[1] - (orig[0] * s + orig[1] * c)) < 1e-6f, "adjacent pairs rotate");
+    for (int i = 0; i < R; i += 2) {
+        float n0 = hypotf(orig[i], orig[i + 1]), n1 = hypotf(v[i], v[i + 1]);
+        CHECK(fabsf(n0 - n1) < 1e-5f, "rotation keeps pair %d's norm", i / 2);
+    }
+    rope(v, R, f, 37, 1);
+    for (int i = 0; i < R; i++) CHECK(fabsf(v[i] - orig[i]) < 1e-5f, "inverse rotation restores element %d", i);
+}
+
+static void test_hadamard(void) {
+    unsigned seed = 11;
+    for (int n = 1; n <= 128; n *= 2) {
+        float v[128], want[128];
+        for (int i = 0; i < n; i++) v[i] = frand(&seed);
+        /* Sylvester order: H[i][j] = (-1)^popcount(i & j). */
+        for (int i = 0; i < n; i++) {
+            double s = 0;
+            for (int j = 0; j < n; j++) s += (__builtin_popcount(i & j) & 1 ? -1 : 1) * v[j];
+            want[i] = (float)s;
+        }
+        hadamard(v, n);
+        double err = 0;
+        for (int i = 0; i < n; i++) err = fmax(err, fabs(v[i] - want[i]));
+        CHECK(err < 1e-4, "hadamard n=%d: max error %g", n, err);
+    }
+}
+
+static int cmp_desc(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x < y) - (x > y);
+}
+
+static void test_topk(void) {
+    unsigned seed = 5;
+    float s[300], sorted[300];
+    for (int i = 0; i < 300; i++) sorted[i] = s[i] = frand(&seed);
+    qsort(sorted, 300, sizeof(float), cmp_desc);
+    int idx[50];
+    topk_indices(s, 300, 50, idx);
+    for (int k = 0; k < 50; k++) CHECK(s[idx[k]] >= sorted[49], "top-50 member %d is among the 50 largest", k);
+    for (int a = 0; a < 50; a++)
+        for (int b = a + 1; b < 50; b++) CHECK(idx[a] != idx[b], "distinct indices");
+    int all[300], seen[300] = {0};
+    topk_indices(s, 300, 300, all);
+    for (int k = 0; k < 300; k++) seen[all[k]]++;
+    for (int k = 0; k < 300; k++) CHECK(seen[k] == 1, "k = n selects every index once (%d)", k);
+}
+
+int main(void) {
+    test_sinkhorn();
+    test_rope_freqs();
+    test_rope_rotation();
+    test_hadamard();
+    test_topk();
+    return test_done("test_ops");
+}
