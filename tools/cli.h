@@ -10,4 +10,9 @@ int cmd_logits(int argc, char **argv);
 /* Parse "1,2,3" into a malloc'd array; returns count, or -1 with a message. */
 int cli_parse_ids(const char *s, int32_t **out, const char *what);
 
+/* text commands */
+int cmd_tokenize(int argc, char **argv);
+int cmd_chat_template(int argc, char **argv);
+int cmd_parse_completion(int argc, char **argv);
+
 #endif

@@ -13,6 +13,9 @@ static const struct {
     {"info", cmd_info, "architecture summary, parameter counts, bytes, KV bytes/token"},
     {"logits", cmd_logits, "run a prompt and write float32 logits (golden-check interface)"},
     /* text commands (tokenizer, chat encoding) */
+    {"tokenize", cmd_tokenize, "JSON lines of text -> token ids (or back, --decode)"},
+    {"chat-template", cmd_chat_template, "OpenAI-format messages -> DeepSeek-V4 prompt string"},
+    {"parse-completion", cmd_parse_completion, "completion text -> assistant message JSON"},
 };
 
 static void usage(FILE *f) {
