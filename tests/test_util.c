@@ -19,10 +19,11 @@ char *test_mkdtemp(void) {
     return d ? strdup(d) : NULL;
 }
 
-void test_rmtree(const char *dir) {
+void test_rmtree(char *dir) {
     char cmd[4200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", dir);
+    free(dir);
 }
 
 int test_copy_file(const char *from, const char *to) {

@@ -20,9 +20,9 @@ extern int test_passed, test_failed;
 
 int test_done(const char *name);
 
-/* A fresh empty directory under $TMPDIR; removed by test_rmdir. */
+/* A fresh empty directory under $TMPDIR (malloc'd path). */
 char *test_mkdtemp(void);
-void test_rmtree(const char *dir);
+void test_rmtree(char *dir); /* removes the tree and frees dir */
 int test_copy_file(const char *from, const char *to);
 /* Write text to a file. */
 int test_write_text(const char *path, const char *text);

@@ -60,8 +60,7 @@ typedef struct {
 
     v4c_matrix gate;
     const float *gate_bias;       /* non-hash layers */
-    const void *tid2eid;          /* hash layers: [vocab, k] */
-    int tid2eid_is_i64;
+    const int32_t *tid2eid;       /* hash layers: [vocab, k] */
     expert_weights *experts;      /* n_routed */
     expert_weights shared;        /* width n_shared * moe_inter; absent if 0 */
 
@@ -80,7 +79,7 @@ struct v4c_model {
     float *norm;                 /* [D] */
     hc_head_weights hc_head;
     layer_weights *layers;       /* n_layers + n_mtp */
-    float **owned;               /* small vectors converted to float at load */
+    void **owned;                /* small tensors converted at load */
     int n_owned;
 };
 

@@ -42,9 +42,7 @@ void moe_forward(const v4c_model *m, const layer_weights *w, const float *x, con
         for (int e = 0; e < E; e++) sj[e] = sqrtf(softplusf(sj[e]));
         int *ij = idx + (size_t)j * K;
         if (w->is_hash) {
-            for (int k = 0; k < K; k++)
-                ij[k] = w->tid2eid_is_i64 ? (int)((const int64_t *)w->tid2eid)[(size_t)ids[j] * K + k]
-                                          : ((const int32_t *)w->tid2eid)[(size_t)ids[j] * K + k];
+            for (int k = 0; k < K; k++) ij[k] = w->tid2eid[(size_t)ids[j] * K + k];
         } else {
             for (int e = 0; e < E; e++) biased[e] = sj[e] + w->gate_bias[e];
             topk_indices(biased, E, K, ij);

@@ -49,11 +49,14 @@ static int bad_dtype(binder *b, const st_tensor *t, const char *expected) {
     return v4c_fail(b->err, "%s: tensor %s: dtype %s, expected %s", file_of(b, t), t->name, dtype_table[t->dtype].name, expected);
 }
 
-static float *own(binder *b, size_t n) {
+/* Memory owned by the model, freed with it. */
+static void *own_bytes(binder *b, size_t bytes) {
     v4c_model *m = b->m;
-    m->owned = xrealloc(m->owned, (m->n_owned + 1) * sizeof(float *));
-    return m->owned[m->n_owned++] = xmalloc(n * sizeof(float));
+    m->owned = xrealloc(m->owned, (m->n_owned + 1) * sizeof(void *));
+    return m->owned[m->n_owned++] = xmalloc(bytes);
 }
+
+static float *own(binder *b, size_t n) { return own_bytes(b, n * sizeof(float)); }
 
 /* A small float tensor (norm weight, mHC parameters, sinks, biases): F32 is
  * used in place when aligned; BF16 (or unaligned F32) is converted once. */
@@ -192,10 +195,12 @@ static int bind_tid2eid(binder *b, const char *name, layer_weights *l) {
     int64_t dims[2] = {c->vocab_size, c->n_experts_per_tok};
     if (t->dtype != DT_I64 && t->dtype != DT_I32) return bad_dtype(b, t, "I64 or I32");
     if (check_shape(b, t, 2, dims)) return -1;
-    l->tid2eid_is_i64 = t->dtype == DT_I64;
+    /* Converted to int32 once: the stored table may be I64 or I32 and need
+     * not be aligned in the file. */
+    int32_t *table = own_bytes(b, (size_t)t->numel * sizeof(int32_t));
     for (int64_t i = 0; i < t->numel; i++) {
         int64_t e;
-        if (l->tid2eid_is_i64) memcpy(&e, (const char *)t->data + 8 * i, 8);
+        if (t->dtype == DT_I64) memcpy(&e, (const char *)t->data + 8 * i, 8);
         else {
             int32_t e32;
             memcpy(&e32, (const char *)t->data + 4 * i, 4);
@@ -203,8 +208,9 @@ static int bind_tid2eid(binder *b, const char *name, layer_weights *l) {
         }
         if (e < 0 || e >= c->n_routed_experts)
             return v4c_fail(b->err, "%s: tensor %s: entry %lld is expert %lld, outside [0, %d)", file_of(b, t), name, (long long)i, (long long)e, c->n_routed_experts);
+        table[i] = (int32_t)e;
     }
-    l->tid2eid = t->data;
+    l->tid2eid = table;
     return 0;
 }
 

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Install the Debian packages v4c builds against (if missing) and build it
+# in ./build. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pkgs=(build-essential cmake pkg-config libjansson-dev libpcre2-dev libomp-dev clang)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+fi
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$(nproc)"
