@@ -243,9 +243,8 @@ static int parse_tool_calls(const char *t, size_t len, size_t pos, v4c_tool_call
         free_params(params, n_params);
     }
     size_t eos = find_str(t, len, pos, EOS_TOKEN);
+    if (eos == len && len - pos < strlen(EOS_TOKEN) && !memcmp(t + pos, EOS_TOKEN, len - pos)) return NEED_MORE;
     if (eos != pos) {
-        size_t tail = len - pos, k = strlen(EOS_TOKEN);
-        if (eos == len && tail < k && !memcmp(t + pos, EOS_TOKEN, tail)) return NEED_MORE;
         snprintf(err, V4C_ERR_LEN, "unexpected text after the tool calls at byte %zu (expected end of sentence)", pos);
         return MALFORMED;
     }

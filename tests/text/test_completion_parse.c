@@ -151,6 +151,9 @@ static void expect_error(const char *text, v4c_thinking_mode mode, const char *n
     CHECK(!m, "accepted malformed completion: %s", text);
     CHECK(strstr(err, needle), "error '%s' does not mention '%s'", err, needle);
     free(m);
+    m = parse_streaming(text, strlen(text), mode, err);
+    CHECK(!m, "streaming accepted malformed completion: %s", text);
+    free(m);
 }
 
 static void expect_message(const char *text, v4c_thinking_mode mode, const char *want) {
@@ -197,6 +200,10 @@ static void unit_cases(void) {
     expect_error("x\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"f\">\n</｜DSML｜invoke>\n</｜DSML｜tool_calls>junk" EOS,
                  V4C_MODE_CHAT, "after the tool calls");
     expect_error("x\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"f\">\n", V4C_MODE_CHAT, "unterminated");
+    /* Found by fuzzing: a block ending right at a feed boundary, then no EOS. */
+    expect_error("x\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"f\">\n</｜DSML｜invoke>\n</｜DSML｜tool_calls>"
+                 "<｜end▁▁f_sentence｜>",
+                 V4C_MODE_CHAT, "after the tool calls");
 
     /* Held-back text: "</thi" may become </think>, so it is not released. */
     char err[V4C_ERR_LEN];
