@@ -162,3 +162,35 @@ int config_load(v4c_config *c, const char *path, char *err) {
     free(text);
     return rc;
 }
+
+int config_save(const v4c_config *c, const char *path, int fp8, char *err) {
+    json_t *ratios = json_array();
+    for (int i = 0; i < c->n_layers + c->n_mtp; i++) json_array_append_new(ratios, json_integer(c->compress_ratios[i]));
+    json_t *j = json_pack(
+        "{s:[s],s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:o,s:f,s:f,"
+        "s:{s:s,s:f,s:i,s:f,s:f},s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:s,s:f,s:b,s:s,s:f,s:i,s:i,s:f,s:f,s:s,s:i,s:b,s:s}",
+        "architectures", "DeepseekV4ForCausalLM", "model_type", "deepseek_v4", "bos_token_id", c->bos_token_id,
+        "eos_token_id", c->eos_token_id, "vocab_size", c->vocab_size, "hidden_size", c->hidden_size,
+        "num_hidden_layers", c->n_layers, "num_nextn_predict_layers", c->n_mtp, "num_hash_layers", c->n_hash_layers,
+        "num_attention_heads", c->n_heads, "num_key_value_heads", 1, "head_dim", c->head_dim, "qk_rope_head_dim", c->rope_dim,
+        "q_lora_rank", c->q_lora_rank, "o_groups", c->o_groups, "o_lora_rank", c->o_lora_rank, "sliding_window", c->window,
+        "compress_ratios", ratios, "compress_rope_theta", (double)c->compress_rope_theta, "rope_theta", (double)c->rope_theta,
+        "rope_scaling", "type", "yarn", "factor", (double)c->yarn_factor, "original_max_position_embeddings", c->yarn_orig_max_pos,
+        "beta_fast", (double)c->yarn_beta_fast, "beta_slow", (double)c->yarn_beta_slow, "index_n_heads", c->index_n_heads,
+        "index_head_dim", c->index_head_dim, "index_topk", c->index_topk, "n_routed_experts", c->n_routed_experts,
+        "n_shared_experts", c->n_shared_experts, "num_experts_per_tok", c->n_experts_per_tok, "moe_intermediate_size", c->moe_inter,
+        "scoring_func", "sqrtsoftplus", "routed_scaling_factor", (double)c->route_scale, "norm_topk_prob", 1, "topk_method",
+        "noaux_tc", "swiglu_limit", (double)c->swiglu_limit, "hc_mult", c->hc_mult, "hc_sinkhorn_iters", c->hc_sinkhorn_iters,
+        "hc_eps", (double)c->hc_eps, "rms_norm_eps", (double)c->norm_eps, "hidden_act", "silu", "max_position_embeddings",
+        c->max_position_embeddings, "tie_word_embeddings", 0, "torch_dtype", "bfloat16");
+    if (!j) return v4c_fail(err, "%s: could not build the config JSON", path);
+    if (fp8) {
+        json_object_set_new(j, "expert_dtype", json_string("fp4"));
+        json_object_set_new(j, "quantization_config",
+                            json_pack("{s:s,s:s,s:s,s:s,s:[i,i]}", "activation_scheme", "dynamic", "fmt", "e4m3", "quant_method", "fp8",
+                                      "scale_fmt", "ue8m0", "weight_block_size", 128, 128));
+    }
+    int rc = json_dump_file(j, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    json_decref(j);
+    return rc ? v4c_fail(err, "%s: cannot write", path) : 0;
+}

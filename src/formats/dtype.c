@@ -34,7 +34,10 @@ static float e4m3_decode(uint8_t c) {
 }
 
 void dtype_init_tables(void) {
+    static int ready; /* idempotent; concurrent first calls write equal values */
+    if (ready) return;
     for (int c = 0; c < 256; c++) e4m3_table[c] = e4m3_decode((uint8_t)c);
+    ready = 1;
 }
 
 float e8m0_to_f32(uint8_t e) {
