@@ -37,7 +37,10 @@ int pretokenizer_add_split(pretokenizer *p, const char *pattern, size_t len, spl
     return 0;
 }
 
-void pretok_scratch_init(pretok_scratch *s) { s->match = pcre2_match_data_create(1, NULL); }
+void pretok_scratch_init(pretok_scratch *s) {
+    s->match = pcre2_match_data_create(1, NULL);
+    s->error = 0;
+}
 
 void pretok_scratch_free(pretok_scratch *s) {
     pcre2_match_data_free(s->match);
@@ -67,9 +70,16 @@ static void run_level(const pretokenizer *p, pretok_scratch *s, int level, const
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(s->match);
     size_t pos = 0, gap_start = 0;
     while (pos <= len) {
-        int rc = sp->jit ? pcre2_jit_match(sp->code, (PCRE2_SPTR)text, len, pos, PCRE2_NO_UTF_CHECK, s->match, NULL)
-                         : pcre2_match(sp->code, (PCRE2_SPTR)text, len, pos, PCRE2_NO_UTF_CHECK, s->match, NULL);
-        if (rc < 0) break;
+        int rc = 0;
+        if (sp->jit) rc = pcre2_jit_match(sp->code, (PCRE2_SPTR)text, len, pos, PCRE2_NO_UTF_CHECK, s->match, NULL);
+        /* The interpreter backs up JIT (whose stack is small) on any error. */
+        if (!sp->jit || (rc < 0 && rc != PCRE2_ERROR_NOMATCH))
+            rc = pcre2_match(sp->code, (PCRE2_SPTR)text, len, pos, PCRE2_NO_UTF_CHECK, s->match, NULL);
+        if (rc == PCRE2_ERROR_NOMATCH) break;
+        if (rc < 0) {
+            s->error = rc;
+            return;
+        }
         size_t m0 = ov[0], m1 = ov[1];
         if (m1 == m0) {
             /* An empty match yields no piece; step one character on, as
@@ -81,6 +91,7 @@ static void run_level(const pretokenizer *p, pretok_scratch *s, int level, const
         }
         span(p, s, level, text + gap_start, m0 - gap_start, 0, emit, ctx);
         span(p, s, level, text + m0, m1 - m0, 1, emit, ctx);
+        if (s->error) return;
         gap_start = pos = m1;
     }
     span(p, s, level, text + gap_start, len - gap_start, 0, emit, ctx);

@@ -29,6 +29,7 @@ int pretokenizer_add_split(pretokenizer *p, const char *pattern, size_t len, spl
 /* Per-call state (PCRE2 match data is not shareable between threads). */
 typedef struct {
     pcre2_match_data *match;
+    int error; /* first PCRE2 matching error (e.g. a resource limit), 0 if none */
 } pretok_scratch;
 
 void pretok_scratch_init(pretok_scratch *s);
@@ -36,7 +37,8 @@ void pretok_scratch_free(pretok_scratch *s);
 
 typedef void (*pretok_emit_fn)(void *ctx, const char *piece, size_t len);
 
-/* Splits valid UTF-8 text and calls emit for each final piece in order. */
+/* Splits valid UTF-8 text and calls emit for each final piece in order.
+ * Stops early, setting s->error, if PCRE2 fails rather than not matching. */
 void pretokenizer_run(const pretokenizer *p, pretok_scratch *s, const char *text, size_t len,
                       pretok_emit_fn emit, void *ctx);
 

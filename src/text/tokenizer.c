@@ -54,15 +54,24 @@ long v4c_tokenize(const v4c_tokenizer *tok, const char *text, size_t len, int32_
         int32_t id;
         size_t start = added_trie_find(&tok->added, text, len, pos, &match_len, &id);
         if (start > pos) pretokenizer_run(&tok->pre, &c.pre, text + pos, start - pos, encode_piece, &c);
+        if (c.pre.error) break;
         if (!match_len) break;
         text_ids_push(&out, id);
         pos = start + match_len;
     }
 
+    int regex_error = c.pre.error;
     pretok_scratch_free(&c.pre);
     bpe_scratch_free(&c.bpe);
     strmap_free(&c.cache);
     text_ids_free(&c.cache_ids);
+    if (regex_error) {
+        PCRE2_UCHAR msg[128];
+        pcre2_get_error_message(regex_error, msg, sizeof msg);
+        snprintf(err, V4C_ERR_LEN, "pre-tokenizer regex failed after byte %zu: %s", pos, (const char *)msg);
+        text_ids_free(&out);
+        return -1;
+    }
     *ids = out.data ? out.data : text_xmalloc(sizeof(int32_t));
     return (long)out.len;
 }
