@@ -109,4 +109,6 @@ void v4c_set_verbose(int level);
 }
 #endif
 
+#include "v4c_text.h" /* tokenizer, chat encoding, completion parser */
+
 #endif
