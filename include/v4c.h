@@ -89,16 +89,102 @@ typedef struct v4c_session_params {
 v4c_session *v4c_session_new(v4c_model *m, const v4c_session_params *p, char err[V4C_ERR_LEN]);
 void v4c_session_free(v4c_session *s);
 int v4c_session_pos(const v4c_session *s); /* tokens consumed so far */
+int v4c_session_max_ctx(const v4c_session *s);
+int v4c_session_vocab(const v4c_session *s);
+int v4c_session_uses_mtp(const v4c_session *s);
 
 /* Feed n tokens at the current position (any n >= 1: a prefill chunk or one
  * decode step). If logits is non-NULL it receives vocab_size floats: the
  * next-token logits at the last fed position. Returns 0 or -1 (err set). */
 int v4c_session_feed(v4c_session *s, const int32_t *ids, int n, float *logits, char err[V4C_ERR_LEN]);
 
+/* Like v4c_session_feed, but logits receives n rows: the next-token logits
+ * after every fed position (used to verify speculative drafts). */
+int v4c_session_feed_all(v4c_session *s, const int32_t *ids, int n, float *logits, char err[V4C_ERR_LEN]);
+
 /* Run the MTP block at the last fed position, given the token that follows
  * it; writes vocab_size logits predicting the token after next. Requires
  * use_mtp. Returns 0 or -1. */
 int v4c_session_mtp(v4c_session *s, int32_t next_id, float *logits, char err[V4C_ERR_LEN]);
+
+/* Take back the last n fed tokens (n <= V4C_MAX_ROLLBACK): every cache,
+ * including compressor state, indexer entries and the MTP block's, returns
+ * exactly to what it was. */
+#define V4C_MAX_ROLLBACK 2
+int v4c_session_rollback(v4c_session *s, int n, char err[V4C_ERR_LEN]);
+
+/* Forget everything (position 0), keeping the allocations. */
+void v4c_session_reset(v4c_session *s);
+
+/* The token ids fed so far (n = v4c_session_pos). */
+const int32_t *v4c_session_tokens(const v4c_session *s);
+
+/* Saved sessions: the caches on disk with a header (format version, model
+ * fingerprint, token ids) and a checksum. Loading refuses a file from
+ * another model, a corrupt or truncated one, with a message saying which. */
+int v4c_session_save(const v4c_session *s, const char *path, char err[V4C_ERR_LEN]);
+v4c_session *v4c_session_load(v4c_model *m, const char *path, const v4c_session_params *p, char err[V4C_ERR_LEN]);
+
+/* A hash of the configuration and every tensor's name, dtype, shape and
+ * leading/trailing bytes: two checkpoints with equal fingerprints hold the
+ * same model. */
+uint64_t v4c_model_fingerprint(const v4c_model *m);
+
+/* ---- sampling -------------------------------------------------------------- */
+typedef struct v4c_sampling {
+    float temperature;        /* 0 = greedy (argmax) */
+    int top_k;                /* 0 = off */
+    float top_p;              /* 1 = off */
+    float min_p;              /* 0 = off: drop tokens below min_p * p(max) */
+    float repetition_penalty; /* 1 = off: seen tokens' logits /p (>0) or *p (<0) */
+    float presence_penalty;   /* 0 = off: subtracted once from seen tokens */
+    uint64_t seed;
+} v4c_sampling;
+
+v4c_sampling v4c_sampling_default(void); /* greedy, filters off, seed 0 */
+
+typedef struct v4c_sampler v4c_sampler;
+v4c_sampler *v4c_sampler_new(const v4c_sampling *p, int vocab_size);
+void v4c_sampler_free(v4c_sampler *s);
+/* Record a token of the context (prompt or generated) for the penalties. */
+void v4c_sampler_accept(v4c_sampler *s, int32_t token);
+void v4c_sampler_reset(v4c_sampler *s); /* forget accepted tokens */
+/* The distribution sampling draws from: penalties, temperature, softmax,
+ * top-k, top-p, min-p, renormalised (one-hot on the argmax when greedy). */
+void v4c_sampler_probs(v4c_sampler *s, const float *logits, float *probs);
+/* Draw a token from probs (as made by v4c_sampler_probs). */
+int32_t v4c_sampler_draw(v4c_sampler *s, const float *probs);
+int32_t v4c_sampler_sample(v4c_sampler *s, const float *logits);
+/* A uniform number in [0, 1) from the sampler's generator. */
+double v4c_sampler_uniform(v4c_sampler *s);
+int v4c_sampler_greedy(const v4c_sampler *s);
+
+/* ---- generation ------------------------------------------------------------- */
+typedef struct v4c_generate_opts {
+    int max_tokens;     /* stop after this many generated tokens */
+    int batch;          /* prefill chunk (0 = all at once) */
+    int use_mtp;        /* speculative decoding with the MTP block (session must use_mtp) */
+    int32_t eos_id;     /* stop after emitting it (-1: never) */
+    /* Called for each generated token in order; return non-zero to stop. */
+    int (*on_token)(void *user, int32_t token);
+    void *user;
+    volatile int *interrupt; /* if non-NULL and set, stop at the next token */
+} v4c_generate_opts;
+
+typedef struct v4c_generate_stats {
+    int prompt_tokens, generated;
+    double prefill_seconds, decode_seconds;
+    int drafted, accepted; /* MTP drafts verified / accepted */
+} v4c_generate_stats;
+
+/* Feed `prompt` (the tokens after what the session already holds; may be
+ * empty if the session holds at least one token), then generate. With MTP,
+ * each step verifies the MTP block's draft together with the next token in
+ * one pass; greedy output is identical with and without it, and sampled
+ * output keeps its distribution (speculative-sampling acceptance rule).
+ * The sampler sees the prompt and generated tokens for its penalties. */
+int v4c_generate(v4c_session *s, v4c_sampler *smp, const int32_t *prompt, int n_prompt, const v4c_generate_opts *o,
+                 v4c_generate_stats *st, char err[V4C_ERR_LEN]);
 
 /* ---- runtime ---------------------------------------------------------------- */
 void v4c_set_threads(int n);  /* <= 0: all cores */

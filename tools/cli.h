@@ -15,4 +15,11 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_chat_template(int argc, char **argv);
 int cmd_parse_completion(int argc, char **argv);
 
+
+/* generation commands */
+int cmd_run(int argc, char **argv);
+
+/* Strict number parsing for options: exits with a message on bad input. */
+int cli_int(const char *opt, const char *arg, int min, int max);
+float cli_float(const char *opt, const char *arg, float min, float max);
 #endif

@@ -30,3 +30,25 @@ int cli_parse_ids(const char *s, int32_t **out, const char *what) {
     *out = ids;
     return n;
 }
+
+int cli_int(const char *opt, const char *arg, int min, int max) {
+    char *end;
+    errno = 0;
+    long v = strtol(arg, &end, 10);
+    if (end == arg || *end || errno || v < min || v > max) {
+        fprintf(stderr, "v4c: %s: expected an integer in [%d, %d], got '%s'\n", opt, min, max, arg);
+        exit(2);
+    }
+    return (int)v;
+}
+
+float cli_float(const char *opt, const char *arg, float min, float max) {
+    char *end;
+    errno = 0;
+    float v = strtof(arg, &end);
+    if (end == arg || *end || errno || !(v >= min && v <= max)) {
+        fprintf(stderr, "v4c: %s: expected a number in [%g, %g], got '%s'\n", opt, min, max, arg);
+        exit(2);
+    }
+    return v;
+}

@@ -12,6 +12,7 @@ static const struct {
 } commands[] = {
     {"info", cmd_info, "architecture summary, parameter counts, bytes, KV bytes/token"},
     {"logits", cmd_logits, "run a prompt and write float32 logits (golden-check interface)"},
+    {"run", cmd_run, "generate a completion (sampling, MTP speculative decoding, saved sessions)"},
     /* text commands (tokenizer, chat encoding) */
     {"tokenize", cmd_tokenize, "JSON lines of text -> token ids (or back, --decode)"},
     {"chat-template", cmd_chat_template, "OpenAI-format messages -> DeepSeek-V4 prompt string"},

@@ -75,7 +75,7 @@ void attention_forward(const v4c_model *m, const layer_weights *w, layer_cache *
         for (int ih = 0; ih < n * H; ih++) {
             int i = ih / H, h = ih % H, t = pos0 + i, nk = 0;
             for (int p = t - win + 1 < 0 ? 0 : t - win + 1; p <= t; p++)
-                keys[nk++] = p >= pos0 ? kv + (size_t)(p - pos0) * Dh : lc->kv_ring + (size_t)(p % win) * Dh;
+                keys[nk++] = p >= pos0 ? kv + (size_t)(p - pos0) * Dh : lc->kv_ring + (size_t)(p % lc->ring) * Dh;
             if (ratio == 4) {
                 for (int k = 0; k < n_sel[i]; k++) keys[nk++] = lc->comp.entries + (size_t)sel[i * topk + k] * Dh;
             } else if (ratio > 0) {
@@ -89,8 +89,8 @@ void attention_forward(const v4c_model *m, const layer_weights *w, layer_cache *
         free(scores);
     }
 
-    int first = n > win ? n - win : 0;
-    for (int i = first; i < n; i++) memcpy(lc->kv_ring + (size_t)((pos0 + i) % win) * Dh, kv + (size_t)i * Dh, Dh * sizeof(float));
+    int first = n > lc->ring ? n - lc->ring : 0;
+    for (int i = first; i < n; i++) memcpy(lc->kv_ring + (size_t)((pos0 + i) % lc->ring) * Dh, kv + (size_t)i * Dh, Dh * sizeof(float));
 
     /* Grouped output projection: group g's slice of o through its own
      * block of wo_a (dequantized only: no activation quantization), then wo_b. */

@@ -15,8 +15,8 @@ void compressor_cache_init(compressor_cache *c, int ratio, int dim, int width) {
     c->ratio = ratio;
     c->dim = dim;
     c->width = width;
-    c->k = xcalloc((size_t)2 * ratio * width, sizeof(float));
-    c->s = xcalloc((size_t)2 * ratio * width, sizeof(float));
+    c->k = xcalloc((size_t)COMPRESSOR_SLOTS * ratio * width, sizeof(float));
+    c->s = xcalloc((size_t)COMPRESSOR_SLOTS * ratio * width, sizeof(float));
 }
 
 void compressor_cache_free(compressor_cache *c) {
@@ -34,11 +34,33 @@ float *compressor_cache_push(compressor_cache *c) {
     return c->entries + (size_t)c->n_entries++ * c->dim;
 }
 
+void layer_cache_init(layer_cache *lc, int window, int head_dim, int ratio, int index_dim) {
+    memset(lc, 0, sizeof *lc);
+    lc->ring = window + CACHE_SPARE;
+    lc->kv_ring = xcalloc((size_t)lc->ring * head_dim, sizeof(float));
+    if (ratio > 0) compressor_cache_init(&lc->comp, ratio, head_dim, (ratio == 4 ? 2 : 1) * head_dim);
+    if (ratio == 4) compressor_cache_init(&lc->icomp, 4, index_dim, 2 * index_dim);
+}
+
+void layer_cache_free(layer_cache *lc) {
+    free(lc->kv_ring);
+    compressor_cache_free(&lc->comp);
+    compressor_cache_free(&lc->icomp);
+}
+
+/* Entry j exists once position jm+m-1 was seen; the block rows of
+ * positions < pos are untouched by later ones (see COMPRESSOR_SLOTS), and
+ * ring slots of the window before pos likewise (CACHE_SPARE). */
+void layer_cache_truncate(layer_cache *lc, int pos) {
+    if (lc->comp.ratio) lc->comp.n_entries = pos / lc->comp.ratio;
+    if (lc->icomp.ratio) lc->icomp.n_entries = pos / lc->icomp.ratio;
+}
+
 /* Pool block b (its last position just arrived) into out[d]. */
 static void pool_block(const compressor_cache *cc, int b, int overlap, float *out) {
     int m = cc->ratio, d = cc->dim, W = cc->width;
-    const float *kc = cc->k + (size_t)(b & 1) * m * W, *sc = cc->s + (size_t)(b & 1) * m * W;
-    const float *kp = cc->k + (size_t)((b + 1) & 1) * m * W, *sp = cc->s + (size_t)((b + 1) & 1) * m * W;
+    size_t cur = (size_t)(b % COMPRESSOR_SLOTS) * m * W, prev = (size_t)((b + COMPRESSOR_SLOTS - 1) % COMPRESSOR_SLOTS) * m * W;
+    const float *kc = cc->k + cur, *sc = cc->s + cur, *kp = cc->k + prev, *sp = cc->s + prev;
     /* Overlapping: features [d, 2d) of this block and [0, d) of block b-1. */
     int cur_off = overlap ? d : 0, with_prev = overlap && b > 0;
     for (int f = 0; f < d; f++) {
@@ -70,7 +92,8 @@ void compressor_forward(const v4c_config *c, const compressor_weights *w, compre
     linear(S, &w->wgate, x, n);
     for (int i = 0; i < n; i++) {
         int t = pos0 + i, b = t / m, slot = t % m;
-        float *kdst = cc->k + ((size_t)(b & 1) * m + slot) * W, *sdst = cc->s + ((size_t)(b & 1) * m + slot) * W;
+        size_t row = ((size_t)(b % COMPRESSOR_SLOTS) * m + slot) * W;
+        float *kdst = cc->k + row, *sdst = cc->s + row;
         const float *ape = w->ape + (size_t)slot * W;
         for (int f = 0; f < W; f++) {
             kdst[f] = K[(size_t)i * W + f];

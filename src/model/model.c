@@ -82,3 +82,25 @@ void v4c_model_get_stats(const v4c_model *m, v4c_model_stats *st) {
         }
     }
 }
+
+/* FNV-1a, 64-bit. */
+static uint64_t fnv(uint64_t h, const void *data, size_t n) {
+    const uint8_t *p = data;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+uint64_t v4c_model_fingerprint(const v4c_model *m) {
+    uint64_t h = fnv(0xcbf29ce484222325ULL, &m->cfg, sizeof m->cfg);
+    for (int i = 0; i < m->st.n_tensors; i++) {
+        const st_tensor *t = &m->st.tensors[i];
+        if (!t->used) continue;
+        size_t edge = t->nbytes < 64 ? t->nbytes : 64;
+        h = fnv(h, t->name, strlen(t->name) + 1);
+        h = fnv(h, &t->dtype, sizeof t->dtype);
+        h = fnv(h, t->shape, t->ndim * sizeof(int64_t));
+        h = fnv(h, t->data, edge);
+        h = fnv(h, (const uint8_t *)t->data + t->nbytes - edge, edge);
+    }
+    return h;
+}

@@ -1,21 +1,13 @@
-/* Sessions: one sequence, its position and the per-layer caches. The MTP
- * block trails the main model by one position, because its input at
- * position t needs token t+1 (MODEL.md §6). */
+/* Sessions: one sequence, its position and the per-layer caches
+ * (MODEL.md §7); feeding tokens, the MTP block, and rollback. */
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels/ops.h"
 #include "model/forward.h"
+#include "runtime/session_internal.h"
 #include "util/util.h"
-
-struct v4c_session {
-    v4c_model *m;
-    int max_ctx, pos, use_mtp;
-    layer_cache *caches; /* n_layers + n_mtp */
-    float *pending;      /* [hc, D] final main stream at pos-1, not yet given to MTP */
-    int has_pending, mtp_pos;
-};
 
 v4c_session *v4c_session_new(v4c_model *m, const v4c_session_params *p, char err[V4C_ERR_LEN]) {
     const v4c_config *c = &m->cfg;
@@ -25,50 +17,58 @@ v4c_session *v4c_session_new(v4c_model *m, const v4c_session_params *p, char err
         v4c_fail(err, "the model has no MTP block (num_nextn_predict_layers = 0)");
         return NULL;
     }
+    if (p->max_ctx < 0) {
+        v4c_fail(err, "context size %d is negative", p->max_ctx);
+        return NULL;
+    }
     v4c_session *s = xcalloc(1, sizeof *s);
     s->m = m;
     s->use_mtp = p->use_mtp;
     s->max_ctx = p->max_ctx > 0 ? p->max_ctx : c->max_position_embeddings > 0 ? c->max_position_embeddings : 4096;
+    s->tokens = xmalloc((size_t)s->max_ctx * sizeof(int32_t));
     int n = c->n_layers + c->n_mtp;
     s->caches = xcalloc(n, sizeof(layer_cache));
-    for (int l = 0; l < n; l++) {
-        layer_cache *lc = &s->caches[l];
-        const layer_weights *w = &m->layers[l];
-        lc->kv_ring = xcalloc((size_t)c->window * c->head_dim, sizeof(float));
-        if (w->ratio > 0) compressor_cache_init(&lc->comp, w->ratio, c->head_dim, w->comp.overlap * c->head_dim);
-        if (w->ratio == 4) compressor_cache_init(&lc->icomp, 4, c->index_head_dim, 2 * c->index_head_dim);
-    }
-    s->pending = xmalloc((size_t)c->hc_mult * c->hidden_size * sizeof(float));
+    for (int l = 0; l < n; l++) layer_cache_init(&s->caches[l], c->window, c->head_dim, m->layers[l].ratio, c->index_head_dim);
+    s->xhist = xcalloc((size_t)XHIST * c->hc_mult * c->hidden_size, sizeof(float));
     return s;
 }
 
 void v4c_session_free(v4c_session *s) {
     if (!s) return;
     int n = s->m->cfg.n_layers + s->m->cfg.n_mtp;
-    for (int l = 0; l < n; l++) {
-        free(s->caches[l].kv_ring);
-        compressor_cache_free(&s->caches[l].comp);
-        compressor_cache_free(&s->caches[l].icomp);
-    }
+    for (int l = 0; l < n; l++) layer_cache_free(&s->caches[l]);
     free(s->caches);
-    free(s->pending);
+    free(s->xhist);
+    free(s->tokens);
     free(s);
 }
 
-int v4c_session_pos(const v4c_session *s) { return s->pos; }
+void v4c_session_reset(v4c_session *s) {
+    int n = s->m->cfg.n_layers + s->m->cfg.n_mtp;
+    for (int l = 0; l < n; l++) layer_cache_truncate(&s->caches[l], 0);
+    s->pos = s->mtp_pos = s->has_pending = 0;
+}
 
-/* head . RMSNorm_norm(hc_head(X)) for one token's streams. */
-static void final_logits(const v4c_model *m, const hc_head_weights *hw, const float *norm, const float *X, float *logits) {
+int v4c_session_pos(const v4c_session *s) { return s->pos; }
+int v4c_session_max_ctx(const v4c_session *s) { return s->max_ctx; }
+int v4c_session_vocab(const v4c_session *s) { return s->m->cfg.vocab_size; }
+int v4c_session_uses_mtp(const v4c_session *s) { return s->use_mtp; }
+const int32_t *v4c_session_tokens(const v4c_session *s) { return s->tokens; }
+
+/* head . RMSNorm_norm(hc_head(X)) for n tokens' streams. */
+static void head_logits(const v4c_model *m, const hc_head_weights *hw, const float *norm, const float *X, int n, float *logits) {
     const v4c_config *c = &m->cfg;
-    float *y = xmalloc((size_t)c->hidden_size * sizeof(float));
-    hc_head(c, hw, X, 1, y);
-    rmsnorm(y, y, norm, c->hidden_size, c->norm_eps);
-    linear(logits, &m->head, y, 1);
+    int D = c->hidden_size;
+    float *y = xmalloc((size_t)n * D * sizeof(float));
+    hc_head(c, hw, X, n, y);
+    for (int i = 0; i < n; i++) rmsnorm(y + (size_t)i * D, y + (size_t)i * D, norm, D, c->norm_eps);
+    linear(logits, &m->head, y, n);
     free(y);
 }
 
-/* MTP block 0 over n positions starting at s->mtp_pos: X [n, hc, D] holds
- * the main model's final streams, next[n] the tokens that follow them. */
+/* MTP block 0 over n positions starting at s->mtp_pos (MODEL.md §6):
+ * X [n, hc, D] holds the main model's final streams (overwritten), next[n]
+ * the tokens that follow them. logits: the last position's, or NULL. */
 static void mtp_forward(v4c_session *s, float *X, const int32_t *next, int n, float *logits) {
     const v4c_model *m = s->m;
     const v4c_config *c = &m->cfg;
@@ -88,13 +88,14 @@ static void mtp_forward(v4c_session *s, float *X, const int32_t *next, int n, fl
             for (int d = 0; d < D; d++) X[((size_t)i * hc + j) * D + d] = ep[(size_t)i * D + d] + hp[((size_t)i * hc + j) * D + d];
     block_forward(m, w, &s->caches[L], X, next, n, s->mtp_pos);
     s->mtp_pos += n;
-    if (logits) final_logits(m, &w->hc_head, w->norm, X + (size_t)(n - 1) * hc * D, logits);
+    if (logits) head_logits(m, &w->hc_head, w->norm, X + (size_t)(n - 1) * hc * D, 1, logits);
     free(hp);
     free(ep);
     free(e);
 }
 
-int v4c_session_feed(v4c_session *s, const int32_t *ids, int n, float *logits, char err[V4C_ERR_LEN]) {
+/* Feed n tokens; logits for the last n_logits positions (0 = none). */
+static int feed(v4c_session *s, const int32_t *ids, int n, float *logits, int n_logits, char *err) {
     const v4c_model *m = s->m;
     const v4c_config *c = &m->cfg;
     int hc = c->hc_mult, D = c->hidden_size;
@@ -111,31 +112,41 @@ int v4c_session_feed(v4c_session *s, const int32_t *ids, int n, float *logits, c
         for (int j = 1; j < hc; j++) memcpy(X + i * row + (size_t)j * D, X + i * row, D * sizeof(float));
     }
     for (int l = 0; l < c->n_layers; l++) block_forward(m, &m->layers[l], &s->caches[l], X, ids, n, s->pos);
-    if (logits) final_logits(m, &m->hc_head, m->norm, X + (size_t)(n - 1) * row, logits);
+    if (n_logits > 0) head_logits(m, &m->hc_head, m->norm, X + (size_t)(n - n_logits) * row, n_logits, logits);
 
     if (s->use_mtp) {
-        /* Positions pos-1 (if pending) .. pos+n-2 can run now; pos+n-1 waits. */
-        int k = s->has_pending + n - 1;
+        /* Positions mtp_pos .. pos+n-2 can run now; pos+n-1 waits for its
+         * next token. */
+        int k = s->pos + n - 1 - s->mtp_pos;
         if (k > 0) {
             float *Xm = xmalloc((size_t)k * row * sizeof(float));
             int32_t *next = xmalloc((size_t)k * sizeof(int32_t));
-            int o = 0;
-            if (s->has_pending) {
-                memcpy(Xm, s->pending, row * sizeof(float));
-                next[o++] = ids[0];
+            for (int i = 0; i < k; i++) {
+                int p = s->mtp_pos + i; /* >= pos - 1 */
+                memcpy(Xm + i * row, p < s->pos ? session_xrow(s, p) : X + (size_t)(p - s->pos) * row, row * sizeof(float));
+                next[i] = ids[p + 1 - s->pos];
             }
-            memcpy(Xm + (size_t)o * row, X, (size_t)(n - 1) * row * sizeof(float));
-            memcpy(next + o, ids + 1, (size_t)(n - 1) * sizeof(int32_t));
             mtp_forward(s, Xm, next, k, NULL);
             free(next);
             free(Xm);
         }
-        memcpy(s->pending, X + (size_t)(n - 1) * row, row * sizeof(float));
         s->has_pending = 1;
     }
+    /* After the MTP step above, which may still read the previous rows. */
+    int first = n > XHIST ? n - XHIST : 0;
+    for (int i = first; i < n; i++) memcpy(session_xrow(s, s->pos + i), X + i * row, row * sizeof(float));
+    memcpy(s->tokens + s->pos, ids, (size_t)n * sizeof(int32_t));
     s->pos += n;
     free(X);
     return 0;
+}
+
+int v4c_session_feed(v4c_session *s, const int32_t *ids, int n, float *logits, char err[V4C_ERR_LEN]) {
+    return feed(s, ids, n, logits, logits ? 1 : 0, err);
+}
+
+int v4c_session_feed_all(v4c_session *s, const int32_t *ids, int n, float *logits, char err[V4C_ERR_LEN]) {
+    return feed(s, ids, n, logits, n, err);
 }
 
 int v4c_session_mtp(v4c_session *s, int32_t next_id, float *logits, char err[V4C_ERR_LEN]) {
@@ -143,8 +154,29 @@ int v4c_session_mtp(v4c_session *s, int32_t next_id, float *logits, char err[V4C
     if (!s->use_mtp) return v4c_fail(err, "session was created without use_mtp");
     if (!s->has_pending) return v4c_fail(err, "MTP needs a fed position that it has not run yet");
     if (next_id < 0 || next_id >= c->vocab_size) return v4c_fail(err, "token id %d is outside the vocabulary [0, %d)", next_id, c->vocab_size);
-    mtp_forward(s, s->pending, &next_id, 1, logits);
+    size_t row = (size_t)c->hc_mult * c->hidden_size;
+    float *X = xmalloc(row * sizeof(float));
+    memcpy(X, session_xrow(s, s->pos - 1), row * sizeof(float));
+    mtp_forward(s, X, &next_id, 1, logits);
+    free(X);
     s->has_pending = 0;
+    return 0;
+}
+
+int v4c_session_rollback(v4c_session *s, int n, char err[V4C_ERR_LEN]) {
+    const v4c_config *c = &s->m->cfg;
+    if (n < 0 || n > V4C_MAX_ROLLBACK || n > s->pos)
+        return v4c_fail(err, "cannot roll back %d tokens (at most %d, and %d were fed)", n, V4C_MAX_ROLLBACK, s->pos);
+    int q = s->pos - n;
+    for (int l = 0; l < c->n_layers; l++) layer_cache_truncate(&s->caches[l], q);
+    s->pos = q;
+    if (s->use_mtp) {
+        /* Position q-1's next token may change: its MTP step is redone. */
+        int keep = q > 0 ? q - 1 : 0;
+        if (s->mtp_pos > keep) s->mtp_pos = keep;
+        for (int l = c->n_layers; l < c->n_layers + c->n_mtp; l++) layer_cache_truncate(&s->caches[l], s->mtp_pos);
+        s->has_pending = q > 0;
+    }
     return 0;
 }
 

@@ -1,0 +1,139 @@
+/* Sampling: penalties, temperature, top-k / top-p / min-p, and a seeded
+ * generator, so a given seed gives the same tokens on every run. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/util.h"
+#include "v4c.h"
+
+struct v4c_sampler {
+    v4c_sampling p;
+    int vocab;
+    uint64_t rng;
+    uint8_t *seen;   /* [vocab] tokens of the context, for the penalties */
+    int *order;      /* [vocab] scratch for sorting */
+    float *scratch;  /* [vocab] */
+};
+
+v4c_sampling v4c_sampling_default(void) {
+    return (v4c_sampling){.temperature = 0, .top_k = 0, .top_p = 1, .min_p = 0, .repetition_penalty = 1, .presence_penalty = 0, .seed = 0};
+}
+
+v4c_sampler *v4c_sampler_new(const v4c_sampling *p, int vocab) {
+    v4c_sampler *s = xcalloc(1, sizeof *s);
+    s->p = *p;
+    s->vocab = vocab;
+    s->rng = p->seed * 0x9E3779B97F4A7C15ULL + 0x2545F4914F6CDD1DULL;
+    s->seen = xcalloc(vocab, 1);
+    s->order = xmalloc((size_t)vocab * sizeof(int));
+    s->scratch = xmalloc((size_t)vocab * sizeof(float));
+    return s;
+}
+
+void v4c_sampler_free(v4c_sampler *s) {
+    if (!s) return;
+    free(s->seen);
+    free(s->order);
+    free(s->scratch);
+    free(s);
+}
+
+void v4c_sampler_accept(v4c_sampler *s, int32_t token) {
+    if (token >= 0 && token < s->vocab) s->seen[token] = 1;
+}
+
+void v4c_sampler_reset(v4c_sampler *s) { memset(s->seen, 0, s->vocab); }
+
+int v4c_sampler_greedy(const v4c_sampler *s) { return s->p.temperature <= 0 || s->p.top_k == 1; }
+
+double v4c_sampler_uniform(v4c_sampler *s) { /* xorshift64* */
+    s->rng ^= s->rng >> 12;
+    s->rng ^= s->rng << 25;
+    s->rng ^= s->rng >> 27;
+    return (double)((s->rng * 0x2545F4914F6CDD1DULL) >> 11) / 9007199254740992.0;
+}
+
+
+static int by_prob_desc(const void *a, const void *b, void *key) {
+    const float *sort_key = key;
+    float x = sort_key[*(const int *)a], y = sort_key[*(const int *)b];
+    if (x != y) return x < y ? 1 : -1;
+    return *(const int *)a - *(const int *)b; /* stable: lower id first */
+}
+
+void v4c_sampler_probs(v4c_sampler *s, const float *logits, float *probs) {
+    int V = s->vocab;
+    float *z = s->scratch;
+    for (int i = 0; i < V; i++) {
+        float v = logits[i];
+        if (s->seen[i]) {
+            if (s->p.repetition_penalty != 1) v = v > 0 ? v / s->p.repetition_penalty : v * s->p.repetition_penalty;
+            v -= s->p.presence_penalty;
+        }
+        z[i] = v;
+    }
+    if (v4c_sampler_greedy(s)) {
+        int best = 0;
+        for (int i = 1; i < V; i++)
+            if (z[i] > z[best]) best = i;
+        memset(probs, 0, (size_t)V * sizeof(float));
+        probs[best] = 1;
+        return;
+    }
+    float mx = -INFINITY;
+    for (int i = 0; i < V; i++) mx = fmaxf(mx, z[i]);
+    double sum = 0;
+    for (int i = 0; i < V; i++) sum += probs[i] = expf((z[i] - mx) / s->p.temperature);
+    for (int i = 0; i < V; i++) probs[i] = (float)(probs[i] / sum);
+
+    int filtered = (s->p.top_k > 0 && s->p.top_k < V) || s->p.top_p < 1 || s->p.min_p > 0;
+    if (!filtered) return;
+    /* Keep the head of the sorted distribution that every filter allows. */
+    for (int i = 0; i < V; i++) s->order[i] = i;
+    qsort_r(s->order, V, sizeof(int), by_prob_desc, probs);
+    int keep = s->p.top_k > 0 && s->p.top_k < V ? s->p.top_k : V;
+    double cum = 0, pmax = probs[s->order[0]];
+    for (int r = 0; r < keep; r++) {
+        float pr = probs[s->order[r]];
+        if (r > 0 && pr < s->p.min_p * pmax) {
+            keep = r;
+            break;
+        }
+        cum += pr;
+        if (cum >= s->p.top_p) {
+            keep = r + 1;
+            break;
+        }
+    }
+    double kept = 0;
+    for (int r = 0; r < keep; r++) kept += probs[s->order[r]];
+    for (int r = keep; r < V; r++) probs[s->order[r]] = 0;
+    for (int r = 0; r < keep; r++) probs[s->order[r]] = (float)(probs[s->order[r]] / kept);
+}
+
+int32_t v4c_sampler_draw(v4c_sampler *s, const float *probs) {
+    double u = v4c_sampler_uniform(s), cum = 0;
+    int last = 0;
+    for (int i = 0; i < s->vocab; i++) {
+        if (probs[i] <= 0) continue;
+        cum += probs[i];
+        last = i;
+        if (u < cum) return i;
+    }
+    return last; /* rounding left u above the total */
+}
+
+int32_t v4c_sampler_sample(v4c_sampler *s, const float *logits) {
+    float *probs = xmalloc((size_t)s->vocab * sizeof(float));
+    v4c_sampler_probs(s, logits, probs);
+    int32_t t = v4c_sampler_greedy(s) ? 0 : -1;
+    if (t == 0) {
+        for (int i = 0; i < s->vocab; i++)
+            if (probs[i] > 0) t = i;
+    } else {
+        t = v4c_sampler_draw(s, probs);
+    }
+    free(probs);
+    return t;
+}
