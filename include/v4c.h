@@ -113,6 +113,9 @@ int v4c_session_mtp(v4c_session *s, int32_t next_id, float *logits, char err[V4C
 #define V4C_MAX_ROLLBACK 2
 int v4c_session_rollback(v4c_session *s, int n, char err[V4C_ERR_LEN]);
 
+/* A deep copy (a snapshot to return to later). */
+v4c_session *v4c_session_clone(const v4c_session *s);
+
 /* Forget everything (position 0), keeping the allocations. */
 void v4c_session_reset(v4c_session *s);
 

@@ -18,6 +18,8 @@ int cmd_parse_completion(int argc, char **argv);
 
 /* generation commands */
 int cmd_run(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
+int cmd_gen_model(int argc, char **argv);
 
 /* Strict number parsing for options: exits with a message on bad input. */
 int cli_int(const char *opt, const char *arg, int min, int max);

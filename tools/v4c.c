@@ -13,6 +13,8 @@ static const struct {
     {"info", cmd_info, "architecture summary, parameter counts, bytes, KV bytes/token"},
     {"logits", cmd_logits, "run a prompt and write float32 logits (golden-check interface)"},
     {"run", cmd_run, "generate a completion (sampling, MTP speculative decoding, saved sessions)"},
+    {"gen-model", cmd_gen_model, "write a random checkpoint in the official layout (tests, benchmarks)"},
+    {"chat", cmd_chat, "interactive chat in the terminal (chat encoding, cache reuse between turns)"},
     /* text commands (tokenizer, chat encoding) */
     {"tokenize", cmd_tokenize, "JSON lines of text -> token ids (or back, --decode)"},
     {"chat-template", cmd_chat_template, "OpenAI-format messages -> DeepSeek-V4 prompt string"},

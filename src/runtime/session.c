@@ -43,6 +43,34 @@ void v4c_session_free(v4c_session *s) {
     free(s);
 }
 
+static void copy_compressor(compressor_cache *dst, const compressor_cache *src) {
+    if (!src->ratio) return;
+    size_t rows = (size_t)COMPRESSOR_SLOTS * src->ratio * src->width * sizeof(float);
+    memcpy(dst->k, src->k, rows);
+    memcpy(dst->s, src->s, rows);
+    dst->n_entries = 0;
+    for (int j = 0; j < src->n_entries; j++) memcpy(compressor_cache_push(dst), src->entries + (size_t)j * src->dim, src->dim * sizeof(float));
+}
+
+v4c_session *v4c_session_clone(const v4c_session *s) {
+    const v4c_config *c = &s->m->cfg;
+    v4c_session_params p = {.max_ctx = s->max_ctx, .use_mtp = s->use_mtp};
+    v4c_session *d = v4c_session_new(s->m, &p, NULL);
+    for (int l = 0; l < c->n_layers + c->n_mtp; l++) {
+        const layer_cache *a = &s->caches[l];
+        layer_cache *b = &d->caches[l];
+        memcpy(b->kv_ring, a->kv_ring, (size_t)a->ring * c->head_dim * sizeof(float));
+        copy_compressor(&b->comp, &a->comp);
+        copy_compressor(&b->icomp, &a->icomp);
+    }
+    memcpy(d->tokens, s->tokens, (size_t)s->pos * sizeof(int32_t));
+    memcpy(d->xhist, s->xhist, (size_t)XHIST * c->hc_mult * c->hidden_size * sizeof(float));
+    d->pos = s->pos;
+    d->mtp_pos = s->mtp_pos;
+    d->has_pending = s->has_pending;
+    return d;
+}
+
 void v4c_session_reset(v4c_session *s) {
     int n = s->m->cfg.n_layers + s->m->cfg.n_mtp;
     for (int l = 0; l < n; l++) layer_cache_truncate(&s->caches[l], 0);
