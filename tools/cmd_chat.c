@@ -139,8 +139,7 @@ static int answer(chat *c) {
     c->dec = v4c_stream_decoder_new(c->tok);
     c->parser = v4c_completion_parser_new(c->opt.thinking_mode);
     c->in_reasoning = c->parse_failed = 0;
-    c->raw_len = 0;
-    interrupted = 0;
+    c->raw_len = 0; /* a Ctrl-C since the input was read (even during prefill) stops the answer */
     const v4c_config *cfg = v4c_model_config(c->m);
     v4c_generate_opts go = {.max_tokens = c->max_tokens, .use_mtp = c->use_mtp, .eos_id = cfg->eos_token_id, .on_token = on_token,
                             .user = c, .interrupt = (volatile int *)&interrupted};
