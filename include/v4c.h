@@ -102,6 +102,13 @@ int v4c_session_feed(v4c_session *s, const int32_t *ids, int n, float *logits, c
  * after every fed position (used to verify speculative drafts). */
 int v4c_session_feed_all(v4c_session *s, const int32_t *ids, int n, float *logits, char err[V4C_ERR_LEN]);
 
+/* Continuous batching: one forward pass for several sessions of the same
+ * model, counts[k] tokens for session k (ids concatenated; a decode step
+ * is 1, a prefill chunk more). logits (if non-NULL) gets one row per
+ * session: the next-token logits after its last token. Each session keeps
+ * its own caches; results equal feeding each session alone. */
+int v4c_batch_feed(v4c_session **s, const int32_t *ids, const int *counts, int n_seq, float *logits, char err[V4C_ERR_LEN]);
+
 /* Run the MTP block at the last fed position, given the token that follows
  * it; writes vocab_size logits predicting the token after next. Requires
  * use_mtp. Returns 0 or -1. */

@@ -185,6 +185,42 @@ static void test_sampler(void) {
     v4c_sampler_free(s);
 }
 
+/* Continuous batching: sessions at different positions, some prefilling a
+ * chunk and some decoding one token, in one pass; each must get exactly the
+ * logits it gets alone. */
+static void test_batch_feed(v4c_model *m, const char *name) {
+    char err[V4C_ERR_LEN];
+    int V = v4c_model_config(m)->vocab_size;
+    int32_t ids[120];
+    for (int i = 0; i < 120; i++) ids[i] = (i * 17 + 3) % V;
+    int lens[3] = {5, 33, 60}; /* already fed */
+    v4c_session *batched[3], *alone[3];
+    for (int k = 0; k < 3; k++) {
+        v4c_session_params p = {.use_mtp = k == 1};
+        batched[k] = v4c_session_new(m, &p, err);
+        alone[k] = v4c_session_new(m, &p, err);
+        CHECK(v4c_session_feed(batched[k], ids + k, lens[k], NULL, err) == 0 && v4c_session_feed(alone[k], ids + k, lens[k], NULL, err) == 0,
+              "prefill: %s", err);
+    }
+    float *a = malloc(sizeof(float) * 3 * V), *b = malloc(sizeof(float) * V);
+    for (int step = 0; step < 4; step++) {
+        int counts[3] = {1, step == 0 ? 9 : 1, 1};
+        int32_t feed_ids[11];
+        for (int i = 0; i < 11; i++) feed_ids[i] = (step * 31 + i * 7) % V;
+        CHECK(v4c_batch_feed(batched, feed_ids, counts, 3, a, err) == 0, "batch feed: %s", err);
+        for (int k = 0, off = 0; k < 3; off += counts[k++]) {
+            CHECK(v4c_session_feed(alone[k], feed_ids + off, counts[k], b, err) == 0, "feed: %s", err);
+            CHECK(same(a + (size_t)k * V, b, V), "%s: step %d, session %d: batched logits equal feeding alone", name, step, k);
+        }
+    }
+    v4c_session *dup[2] = {batched[0], batched[0]};
+    int one[2] = {1, 1};
+    CHECK(v4c_batch_feed(dup, ids, one, 2, a, err) != 0 && strstr(err, "twice"), "a session twice in one batch is refused: %s", err);
+    for (int k = 0; k < 3; k++) v4c_session_free(batched[k]), v4c_session_free(alone[k]);
+    free(a);
+    free(b);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: test_generate GOLDEN_DIR\n");
@@ -200,6 +236,7 @@ int main(int argc, char **argv) {
         if (!m) continue;
         test_rollback(m, cases[i]);
         test_greedy_mtp(m, cases[i]);
+        test_batch_feed(m, cases[i]);
         v4c_model_free(m);
     }
     return test_done("test_generate");

@@ -32,9 +32,9 @@ static void attend(const float *q, const float *const *keys, int n_keys, int Dh,
     }
 }
 
-void attention_forward(const v4c_model *m, const layer_weights *w, layer_cache *lc, const float *x, int n, int pos0, float *out) {
+void attention_forward(const v4c_model *m, const layer_weights *w, const batch *b, const float *x, float *out) {
     const v4c_config *c = &m->cfg;
-    int H = c->n_heads, Dh = c->head_dim, R = c->rope_dim, qr = c->q_lora_rank, win = c->window, ratio = w->ratio;
+    int H = c->n_heads, Dh = c->head_dim, R = c->rope_dim, qr = c->q_lora_rank, win = c->window, ratio = w->ratio, n = b->n;
     float eps = c->norm_eps;
 
     float *q_lat = xmalloc((size_t)n * qr * sizeof(float));
@@ -48,34 +48,41 @@ void attention_forward(const v4c_model *m, const layer_weights *w, layer_cache *
         for (int h = 0; h < H; h++) {
             float *qh = q + ((size_t)i * H + h) * Dh;
             rmsnorm(qh, qh, NULL, Dh, eps);
-            rope(qh + Dh - R, R, w->rope_freqs, pos0 + i, 0);
+            rope(qh + Dh - R, R, w->rope_freqs, b->pos[i], 0);
         }
         float *k = kv + (size_t)i * Dh;
         rmsnorm(k, k, w->kv_norm, Dh, eps);
-        rope(k + Dh - R, R, w->rope_freqs, pos0 + i, 0);
+        rope(k + Dh - R, R, w->rope_freqs, b->pos[i], 0);
         fp8_quant(k, Dh - R, 64);
     }
 
-    int topk = 0, *sel = NULL, *n_sel = NULL;
-    if (ratio > 0) compressor_forward(c, &w->comp, &lc->comp, x, n, pos0, w->rope_freqs, 0);
+    int topk = 0, *sel = NULL, *n_sel = NULL, max_keys = win;
+    for (int k = 0; ratio > 0 && k < b->n_seq; k++) {
+        const batch_seq *sq = &b->seqs[k];
+        compressor_cache *cc = &sq->caches[w->index].comp;
+        compressor_forward(c, &w->comp, cc, x + (size_t)sq->start * c->hidden_size, sq->n, sq->pos0, w->rope_freqs, 0);
+        if (win + cc->n_entries > max_keys) max_keys = win + cc->n_entries;
+    }
     if (ratio == 4) {
         topk = c->index_topk;
         sel = xmalloc((size_t)n * topk * sizeof(int));
         n_sel = xmalloc((size_t)n * sizeof(int));
-        indexer_select(m, w, lc, x, q_lat, n, pos0, sel, n_sel);
+        indexer_select(m, w, b, x, q_lat, sel, n_sel);
     }
 
     float *o = xmalloc((size_t)n * H * Dh * sizeof(float));
-    int max_keys = win + (ratio > 0 ? lc->comp.n_entries : 0);
 #pragma omp parallel if (n * H > 1)
     {
         const float **keys = xmalloc((size_t)max_keys * sizeof(float *));
         float *scores = xmalloc((size_t)max_keys * sizeof(float));
 #pragma omp for schedule(dynamic)
         for (int ih = 0; ih < n * H; ih++) {
-            int i = ih / H, h = ih % H, t = pos0 + i, nk = 0;
+            int i = ih / H, h = ih % H, t = b->pos[i], nk = 0;
+            const batch_seq *sq = &b->seqs[b->seq_of[i]];
+            const layer_cache *lc = &sq->caches[w->index];
+            const float *own_kv = kv + (size_t)sq->start * Dh; /* this sequence's rows */
             for (int p = t - win + 1 < 0 ? 0 : t - win + 1; p <= t; p++)
-                keys[nk++] = p >= pos0 ? kv + (size_t)(p - pos0) * Dh : lc->kv_ring + (size_t)(p % lc->ring) * Dh;
+                keys[nk++] = p >= sq->pos0 ? own_kv + (size_t)(p - sq->pos0) * Dh : lc->kv_ring + (size_t)(p % lc->ring) * Dh;
             if (ratio == 4) {
                 for (int k = 0; k < n_sel[i]; k++) keys[nk++] = lc->comp.entries + (size_t)sel[i * topk + k] * Dh;
             } else if (ratio > 0) {
@@ -89,8 +96,13 @@ void attention_forward(const v4c_model *m, const layer_weights *w, layer_cache *
         free(scores);
     }
 
-    int first = n > lc->ring ? n - lc->ring : 0;
-    for (int i = first; i < n; i++) memcpy(lc->kv_ring + (size_t)((pos0 + i) % lc->ring) * Dh, kv + (size_t)i * Dh, Dh * sizeof(float));
+    for (int k = 0; k < b->n_seq; k++) {
+        const batch_seq *sq = &b->seqs[k];
+        layer_cache *lc = &sq->caches[w->index];
+        int first = sq->n > lc->ring ? sq->n - lc->ring : 0;
+        for (int i = first; i < sq->n; i++)
+            memcpy(lc->kv_ring + (size_t)((sq->pos0 + i) % lc->ring) * Dh, kv + (size_t)(sq->start + i) * Dh, Dh * sizeof(float));
+    }
 
     /* Grouped output projection: group g's slice of o through its own
      * block of wo_a (dequantized only: no activation quantization), then wo_b. */

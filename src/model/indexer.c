@@ -10,11 +10,10 @@
 #include "model/forward.h"
 #include "util/util.h"
 
-void indexer_select(const v4c_model *m, const layer_weights *w, layer_cache *lc, const float *x, const float *q_lat, int n, int pos0,
-                    int *sel, int *n_sel) {
+void indexer_select(const v4c_model *m, const layer_weights *w, const batch *b, const float *x, const float *q_lat, int *sel, int *n_sel) {
     const v4c_config *c = &m->cfg;
     const indexer_weights *ix = &w->indexer;
-    int nI = c->index_n_heads, dI = c->index_head_dim, R = c->rope_dim, topk = c->index_topk;
+    int nI = c->index_n_heads, dI = c->index_head_dim, R = c->rope_dim, topk = c->index_topk, n = b->n;
 
     float *qI = xmalloc((size_t)n * nI * dI * sizeof(float));
     float *wts = xmalloc((size_t)n * nI * sizeof(float));
@@ -24,24 +23,30 @@ void indexer_select(const v4c_model *m, const layer_weights *w, layer_cache *lc,
     for (int i = 0; i < n; i++) {
         for (int h = 0; h < nI; h++) {
             float *qh = qI + ((size_t)i * nI + h) * dI;
-            rope(qh + dI - R, R, w->rope_freqs, pos0 + i, 0);
+            rope(qh + dI - R, R, w->rope_freqs, b->pos[i], 0);
             hadamard(qh, dI);
             for (int d = 0; d < dI; d++) qh[d] *= qscale;
             fp4_quant(qh, dI, 32);
         }
         for (int h = 0; h < nI; h++) wts[i * nI + h] *= wscale;
     }
-    compressor_forward(c, &ix->comp, &lc->icomp, x, n, pos0, w->rope_freqs, 1);
+    int max_entries = 1;
+    for (int k = 0; k < b->n_seq; k++) {
+        const batch_seq *sq = &b->seqs[k];
+        compressor_cache *cc = &sq->caches[w->index].icomp;
+        compressor_forward(c, &ix->comp, cc, x + (size_t)sq->start * c->hidden_size, sq->n, sq->pos0, w->rope_freqs, 1);
+        if (cc->n_entries > max_entries) max_entries = cc->n_entries;
+    }
 
-    int n_entries = lc->icomp.n_entries;
 #pragma omp parallel if (n > 1)
     {
-        float *score = xmalloc((size_t)(n_entries ? n_entries : 1) * sizeof(float));
+        float *score = xmalloc((size_t)max_entries * sizeof(float));
 #pragma omp for schedule(dynamic)
         for (int i = 0; i < n; i++) {
-            int count = (pos0 + i + 1) / 4;
+            const compressor_cache *cc = &b->seqs[b->seq_of[i]].caches[w->index].icomp;
+            int count = (b->pos[i] + 1) / 4;
             for (int j = 0; j < count; j++) {
-                const float *cj = lc->icomp.entries + (size_t)j * dI;
+                const float *cj = cc->entries + (size_t)j * dI;
                 float s = 0;
                 for (int h = 0; h < nI; h++) {
                     const float *qh = qI + ((size_t)i * nI + h) * dI;

@@ -114,7 +114,11 @@ static void mtp_forward(v4c_session *s, float *X, const int32_t *next, int n, fl
     for (int i = 0; i < n; i++)
         for (int j = 0; j < hc; j++)
             for (int d = 0; d < D; d++) X[((size_t)i * hc + j) * D + d] = ep[(size_t)i * D + d] + hp[((size_t)i * hc + j) * D + d];
-    block_forward(m, w, &s->caches[L], X, next, n, s->mtp_pos);
+    batch_seq seq = {s->caches, s->mtp_pos, 0, n};
+    batch b;
+    batch_init(&b, &seq, 1);
+    block_forward(m, w, &b, X, next);
+    batch_free(&b);
     s->mtp_pos += n;
     if (logits) head_logits(m, &w->hc_head, w->norm, X + (size_t)(n - 1) * hc * D, 1, logits);
     free(hp);
@@ -122,26 +126,47 @@ static void mtp_forward(v4c_session *s, float *X, const int32_t *next, int n, fl
     free(e);
 }
 
-/* Feed n tokens; logits for the last n_logits positions (0 = none). */
-static int feed(v4c_session *s, const int32_t *ids, int n, float *logits, int n_logits, char *err) {
-    const v4c_model *m = s->m;
+/* The main model over counts[k] tokens of each session ss[k] (ids
+ * concatenated); X [sum counts, hc, D] receives the final streams. */
+static int main_forward(v4c_session **ss, const int32_t *ids, const int *counts, int n_seq, float **X_out, char *err) {
+    const v4c_model *m = ss[0]->m;
     const v4c_config *c = &m->cfg;
-    int hc = c->hc_mult, D = c->hidden_size;
-    if (n < 1) return v4c_fail(err, "no tokens to feed");
-    for (int i = 0; i < n; i++)
-        if (ids[i] < 0 || ids[i] >= c->vocab_size) return v4c_fail(err, "token id %d at index %d is outside the vocabulary [0, %d)", ids[i], i, c->vocab_size);
-    if (s->pos + n > s->max_ctx)
-        return v4c_fail(err, "%d tokens after %d exceed the context of %d tokens", n, s->pos, s->max_ctx);
-
+    int hc = c->hc_mult, D = c->hidden_size, n = 0;
+    for (int k = 0; k < n_seq; k++) {
+        v4c_session *s = ss[k];
+        if (s->m != m) return v4c_fail(err, "batched sessions must share one model");
+        for (int j = 0; j < k; j++)
+            if (ss[j] == s) return v4c_fail(err, "session %d appears twice in one batch", k);
+        if (counts[k] < 1) return v4c_fail(err, "no tokens to feed");
+        for (int i = 0; i < counts[k]; i++)
+            if (ids[n + i] < 0 || ids[n + i] >= c->vocab_size)
+                return v4c_fail(err, "token id %d at index %d is outside the vocabulary [0, %d)", ids[n + i], n + i, c->vocab_size);
+        if (s->pos + counts[k] > s->max_ctx)
+            return v4c_fail(err, "%d tokens after %d exceed the context of %d tokens", counts[k], s->pos, s->max_ctx);
+        n += counts[k];
+    }
     size_t row = (size_t)hc * D;
     float *X = xmalloc((size_t)n * row * sizeof(float));
     for (int i = 0; i < n; i++) {
         embed_row(m, ids[i], X + i * row);
         for (int j = 1; j < hc; j++) memcpy(X + i * row + (size_t)j * D, X + i * row, D * sizeof(float));
     }
-    for (int l = 0; l < c->n_layers; l++) block_forward(m, &m->layers[l], &s->caches[l], X, ids, n, s->pos);
-    if (n_logits > 0) head_logits(m, &m->hc_head, m->norm, X + (size_t)(n - n_logits) * row, n_logits, logits);
+    batch_seq *seqs = xmalloc((size_t)n_seq * sizeof(batch_seq));
+    for (int k = 0, start = 0; k < n_seq; start += counts[k++]) seqs[k] = (batch_seq){ss[k]->caches, ss[k]->pos, start, counts[k]};
+    batch b;
+    batch_init(&b, seqs, n_seq);
+    for (int l = 0; l < c->n_layers; l++) block_forward(m, &m->layers[l], &b, X, ids);
+    batch_free(&b);
+    free(seqs);
+    *X_out = X;
+    return 0;
+}
 
+/* Bookkeeping after the main model consumed n tokens of s: the MTP block
+ * catches up, the stream history, token ids and position advance. */
+static void advance(v4c_session *s, const float *X, const int32_t *ids, int n) {
+    const v4c_config *c = &s->m->cfg;
+    size_t row = (size_t)c->hc_mult * c->hidden_size;
     if (s->use_mtp) {
         /* Positions mtp_pos .. pos+n-2 can run now; pos+n-1 waits for its
          * next token. */
@@ -165,6 +190,36 @@ static int feed(v4c_session *s, const int32_t *ids, int n, float *logits, int n_
     for (int i = first; i < n; i++) memcpy(session_xrow(s, s->pos + i), X + i * row, row * sizeof(float));
     memcpy(s->tokens + s->pos, ids, (size_t)n * sizeof(int32_t));
     s->pos += n;
+}
+
+/* Feed n tokens; logits for the last n_logits positions (0 = none). */
+static int feed(v4c_session *s, const int32_t *ids, int n, float *logits, int n_logits, char *err) {
+    const v4c_model *m = s->m;
+    size_t row = (size_t)m->cfg.hc_mult * m->cfg.hidden_size;
+    float *X;
+    if (main_forward(&s, ids, &n, 1, &X, err)) return -1;
+    if (n_logits > 0) head_logits(m, &m->hc_head, m->norm, X + (size_t)(n - n_logits) * row, n_logits, logits);
+    advance(s, X, ids, n);
+    free(X);
+    return 0;
+}
+
+int v4c_batch_feed(v4c_session **ss, const int32_t *ids, const int *counts, int n_seq, float *logits, char err[V4C_ERR_LEN]) {
+    if (n_seq < 1) return v4c_fail(err, "empty batch");
+    const v4c_model *m = ss[0]->m;
+    size_t row = (size_t)m->cfg.hc_mult * m->cfg.hidden_size;
+    float *X;
+    if (main_forward(ss, ids, counts, n_seq, &X, err)) return -1;
+    if (logits) { /* the last row of each sequence, through the head together */
+        float *last = xmalloc((size_t)n_seq * row * sizeof(float));
+        for (int k = 0, end = 0; k < n_seq; k++) {
+            end += counts[k];
+            memcpy(last + (size_t)k * row, X + (size_t)(end - 1) * row, row * sizeof(float));
+        }
+        head_logits(m, &m->hc_head, m->norm, last, n_seq, logits);
+        free(last);
+    }
+    for (int k = 0, start = 0; k < n_seq; start += counts[k++]) advance(ss[k], X + (size_t)start * row, ids + start, counts[k]);
     free(X);
     return 0;
 }
