@@ -3,7 +3,7 @@
 # in ./build. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-pkgs=(build-essential cmake pkg-config libjansson-dev libpcre2-dev libomp-dev clang libclang-rt-dev tmux)
+pkgs=(build-essential cmake pkg-config libjansson-dev libpcre2-dev libomp-dev libopenblas-dev libmicrohttpd-dev clang libclang-rt-dev tmux curl nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
