@@ -10,21 +10,6 @@
 #include "model/generate.h"
 #include "v4c.h"
 
-/* A small model with every V4 feature: CSA, HCA, window-only and hash
- * layers, an MTP block with CSA. */
-static v4c_config preset_tiny(void) {
-    v4c_config c = {
-        .vocab_size = 1024, .hidden_size = 128, .n_layers = 4, .n_mtp = 1, .n_heads = 2, .head_dim = 128, .rope_dim = 64,
-        .q_lora_rank = 128, .o_groups = 2, .o_lora_rank = 64, .window = 32, .index_n_heads = 4, .index_head_dim = 64,
-        .index_topk = 8, .n_routed_experts = 8, .n_experts_per_tok = 2, .n_shared_experts = 1, .moe_inter = 128,
-        .n_hash_layers = 1, .route_scale = 1.5f, .swiglu_limit = 10, .hc_mult = 4, .hc_sinkhorn_iters = 20, .hc_eps = 1e-6f,
-        .rope_theta = 10000, .compress_rope_theta = 160000, .yarn_factor = 4, .yarn_orig_max_pos = 256, .yarn_beta_fast = 32,
-        .yarn_beta_slow = 1, .norm_eps = 1e-6f, .max_position_embeddings = 4096, .bos_token_id = 0, .eos_token_id = 1,
-        .compress_ratios = {0, 4, 16, 4, 4},
-    };
-    return c;
-}
-
 static int copy_file(const char *from, const char *to) {
     FILE *a = fopen(from, "rb"), *b = a ? fopen(to, "wb") : NULL;
     if (!b) {
@@ -41,7 +26,7 @@ static int copy_file(const char *from, const char *to) {
 
 int cmd_gen_model(int argc, char **argv) {
     const char *out = NULL, *preset = "tiny", *tokenizer = NULL, *quant = "fp8";
-    int vocab = 0, layers = 0, experts = 0, shards = 1;
+    int vocab = 0, layers = 0, experts = 0, shards = 0;
     uint64_t seed = 1;
     enum { O_PRESET = 256, O_VOCAB, O_LAYERS, O_EXPERTS, O_QUANT, O_SEED, O_TOK, O_SHARDS };
     static const struct option opts[] = {
@@ -49,7 +34,7 @@ int cmd_gen_model(int argc, char **argv) {
         {"experts", required_argument, 0, O_EXPERTS}, {"quant", required_argument, 0, O_QUANT}, {"seed", required_argument, 0, O_SEED},
         {"tokenizer", required_argument, 0, O_TOK}, {"shards", required_argument, 0, O_SHARDS}, {"output", required_argument, 0, 'o'},
         {"help", no_argument, 0, 'h'}, {0}};
-    const char *usage = "usage: v4c gen-model [--preset tiny] [--layers N] [--experts N] [--vocab N] [--quant fp8|bf16] [--seed S]\n"
+    const char *usage = "usage: v4c gen-model [--preset tiny|flash|pro] [--layers N] [--experts N] [--vocab N] [--quant fp8|bf16] [--seed S]\n"
                         "                     [--shards N] [--tokenizer tokenizer.json] -o DIR\n";
     int o;
     while ((o = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
@@ -61,25 +46,25 @@ int cmd_gen_model(int argc, char **argv) {
         case O_QUANT: quant = optarg; break;
         case O_SEED: seed = strtoull(optarg, NULL, 10); break;
         case O_TOK: tokenizer = optarg; break;
-        case O_SHARDS: shards = cli_int("--shards", optarg, 1, 1000); break;
+        case O_SHARDS: shards = cli_int("--shards", optarg, 1, 100000); break;
         case 'o': out = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
     }
-    if (!out || strcmp(preset, "tiny") || (strcmp(quant, "fp8") && strcmp(quant, "bf16"))) {
+    v4c_config c;
+    if (!out || model_preset(preset, &c) || (strcmp(quant, "fp8") && strcmp(quant, "bf16"))) {
         fprintf(stderr, "v4c gen-model: %s\n%s", !out ? "-o DIR is required" : "unknown --preset or --quant", usage);
         return 2;
     }
-    v4c_config c = preset_tiny();
     if (vocab) c.vocab_size = vocab;
     if (experts) {
         c.n_routed_experts = experts;
         if (c.n_experts_per_tok > experts) c.n_experts_per_tok = experts;
     }
-    if (layers) {
-        int mtp_ratio = c.compress_ratios[c.n_layers];
-        for (int l = c.n_layers; l < layers; l++) c.compress_ratios[l] = c.compress_ratios[1 + (l - 1) % 3];
+    if (layers) { /* the preset's first layers (more: its pattern repeats), then its MTP block */
+        int mtp_ratio = c.compress_ratios[c.n_layers], period = c.n_layers > 3 ? c.n_layers - 2 : 1;
+        for (int l = c.n_layers; l < layers; l++) c.compress_ratios[l] = c.compress_ratios[2 + (l - 2) % period];
         c.n_layers = layers;
         c.compress_ratios[layers] = mtp_ratio;
         if (c.n_hash_layers > layers) c.n_hash_layers = layers;

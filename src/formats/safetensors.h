@@ -4,6 +4,7 @@
 #define V4C_SAFETENSORS_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "formats/dtype.h"
@@ -57,4 +58,8 @@ typedef struct {
 /* Write a safetensors file (header padded to 8 bytes, tensors in the order
  * given). Returns 0 or -1 with err. */
 int st_write_file(const char *path, const st_write_tensor *t, int n, char *err);
+/* Streaming: the header for tensors t (data unused), to be followed by
+ * exactly their bytes in order. 0 or -1 on a write error. */
+int st_write_header(FILE *f, const st_write_tensor *t, int n);
+size_t st_tensor_bytes(const st_write_tensor *t);
 #endif
