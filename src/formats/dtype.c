@@ -40,10 +40,6 @@ void dtype_init_tables(void) {
     ready = 1;
 }
 
-float e8m0_to_f32(uint8_t e) {
-    if (e == 255) return NAN;
-    return ldexpf(1.0f, (int)e - 127);
-}
 
 /* Both grids: `mant_bits` mantissa bits, smallest normal 2^min_exp. Within a
  * binade the grid step is a power of two, so |v|/step is exact and rintf

@@ -33,7 +33,12 @@ static inline float bf16_to_f32(uint16_t h) {
     union { uint32_t u; float f; } v = {(uint32_t)h << 16};
     return v.f;
 }
-float e8m0_to_f32(uint8_t e);
+/* 2^(e-127) built from bits: a normal float for e >= 1, 2^-127 (the
+ * subnormal 0x00400000) for e = 0, NaN for 255. */
+static inline float e8m0_to_f32(uint8_t e) {
+    union { uint32_t u; float f; } v = {e == 255 ? 0x7FC00000u : e ? (uint32_t)e << 23 : 0x00400000u};
+    return v.f;
+}
 
 /* Round onto a grid: nearest, ties to even, saturating at the max. */
 float round_e4m3(float v);

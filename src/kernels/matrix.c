@@ -5,11 +5,27 @@
 #include <string.h>
 
 #include "formats/dtype.h"
+#include "kernels/backend.h"
 #include "util/util.h"
 
 const char *const weight_kind_name[WK_COUNT] = {"F32", "BF16", "FP8", "FP4"};
+const char *const op_class_name[OP_COUNT] = {"attention", "routed experts", "shared experts", "head", "other"};
 
-static float fp8_block_scale(const v4c_matrix *W, int r, int cblock) {
+matmul_profile matmul_prof;
+void matmul_profile_reset(void) { memset(&matmul_prof, 0, sizeof matmul_prof); }
+
+double matrix_bytes(const v4c_matrix *W, int nrows) {
+    double per_row;
+    switch (W->kind) {
+    case WK_F32: per_row = 4.0 * W->cols; break;
+    case WK_BF16: per_row = 2.0 * W->cols; break;
+    case WK_FP8: per_row = W->cols + (W->scale_is_f32 ? 4.0 : 1.0) * ((W->cols + 127) / 128) / 128.0; break;
+    default: per_row = W->cols / 2.0 + W->cols / 32.0; break;
+    }
+    return per_row * nrows;
+}
+
+float fp8_block_scale(const v4c_matrix *W, int r, int cblock) {
     int scale_cols = (W->cols + 127) / 128;
     size_t i = (size_t)(r / 128) * scale_cols + cblock;
     return W->scale_is_f32 ? ((const float *)W->scale)[i] : e8m0_to_f32(((const uint8_t *)W->scale)[i]);
@@ -53,39 +69,43 @@ void matrix_row_f32(const v4c_matrix *W, int r, float *out) {
     }
 }
 
-/* Dot products accumulate in double and round once. With FP8/FP4 weights
- * and FP8-quantized inputs every product is exact in float32, so the
- * reference's sums are effectively exact; a float32 accumulator in another
- * order flips borderline FP8 roundings downstream (measured on the golden
- * FP8 case: cosine 0.82 on one MTP row vs. 0.999 with exact sums). */
-static float dot(const float *a, const float *b, int n) {
-    double acc[4] = {0};
-    int i = 0;
-    for (; i + 4 <= n; i += 4)
-        for (int k = 0; k < 4; k++) acc[k] += (double)a[i + k] * b[i + k];
-    for (; i < n; i++) acc[0] += (double)a[i] * b[i];
-    return (float)((acc[0] + acc[1]) + (acc[2] + acc[3]));
+double *matmul_prepare_input(weight_kind kind, const float *x, int ldx, int n, int cols) {
+    double *xd = xmalloc((size_t)n * cols * sizeof(double));
+    for (int j = 0; j < n; j++) {
+        const float *xj = x + (size_t)j * ldx;
+        double *dj = xd + (size_t)j * cols;
+        if (kind == WK_FP4 && cols % 16 == 0) {
+            for (int g = 0; g < cols; g += 16)
+                for (int i = 0; i < 8; i++) {
+                    dj[g + i] = xj[g + 2 * i];
+                    dj[g + 8 + i] = xj[g + 2 * i + 1];
+                }
+        } else {
+            for (int i = 0; i < cols; i++) dj[i] = xj[i];
+        }
+    }
+    return xd;
 }
 
-enum { ROW_TILE = 8 };
+enum { ROW_TILE = 16 };
 
 void matmul(float *y, int ldy, const v4c_matrix *W, int row0, int nrows, const float *x, int ldx, int n) {
-    int cols = W->cols;
+    double t_start = omp_get_wtime();
+    const kernel_backend *be = kernel_backend_active();
+    rows_kernel k = be->rows[W->kind];
+    double *xd = matmul_prepare_input(W->kind, x, ldx, n, W->cols);
     int tiles = (nrows + ROW_TILE - 1) / ROW_TILE;
-    /* Each weight row is decoded once per call and used for all n inputs. */
-#pragma omp parallel if (tiles > 1 && (size_t)nrows * cols * n > 32768)
-    {
-        float *buf = xmalloc((size_t)ROW_TILE * cols * sizeof(float));
-#pragma omp for schedule(static)
-        for (int t = 0; t < tiles; t++) {
-            int r0 = t * ROW_TILE, r1 = r0 + ROW_TILE < nrows ? r0 + ROW_TILE : nrows;
-            for (int r = r0; r < r1; r++) matrix_row_f32(W, row0 + r, buf + (size_t)(r - r0) * cols);
-            for (int j = 0; j < n; j++)
-                for (int r = r0; r < r1; r++)
-                    y[(size_t)j * ldy + r] = dot(buf + (size_t)(r - r0) * cols, x + (size_t)j * ldx, cols);
-        }
-        free(buf);
+    /* Rows are split across threads; each weight row is read once per call
+     * and used for all n inputs. */
+#pragma omp parallel for schedule(static) if (tiles > 1 && (size_t)nrows * W->cols * (n + 1) > 65536)
+    for (int t = 0; t < tiles; t++) {
+        int r0 = t * ROW_TILE, r1 = r0 + ROW_TILE < nrows ? r0 + ROW_TILE : nrows;
+        k(W, row0 + r0, row0 + r1, x, xd, ldx, n, y + r0, ldy);
     }
+    free(xd);
+    matmul_prof.seconds[W->op] += omp_get_wtime() - t_start;
+    matmul_prof.flops[W->op] += 2.0 * nrows * W->cols * n;
+    matmul_prof.bytes[W->op] += matrix_bytes(W, nrows);
 }
 
 const float *linear_input(const v4c_matrix *W, const float *x, int n, float **owned) {

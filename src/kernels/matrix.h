@@ -8,8 +8,13 @@
 
 typedef enum { WK_F32, WK_BF16, WK_FP8, WK_FP4, WK_COUNT } weight_kind;
 
+/* What a matrix is for, so time and bytes can be reported by operation. */
+typedef enum { OP_ATTN, OP_EXPERT, OP_SHARED, OP_HEAD, OP_OTHER, OP_COUNT } op_class;
+extern const char *const op_class_name[OP_COUNT];
+
 typedef struct {
     weight_kind kind;
+    op_class op;
     int rows, cols;     /* logical [out, in] */
     const void *data;   /* F32/BF16 values, e4m3 codes, or packed e2m1 pairs */
     const void *scale;  /* FP8: [ceil(rows/128), ceil(cols/128)]; FP4: [rows, cols/32] */
@@ -21,12 +26,25 @@ extern const char *const weight_kind_name[WK_COUNT];
 /* FP8/FP4 weights consume fp8_quant(x, 128) of their input (MODEL.md §2). */
 static inline int matrix_quantizes_input(const v4c_matrix *W) { return W->kind == WK_FP8 || W->kind == WK_FP4; }
 
+/* Scale of FP8 block (row r, column block cb). */
+float fp8_block_scale(const v4c_matrix *W, int r, int cb);
+
 /* Decode row r (all cols) into out. */
 void matrix_row_f32(const v4c_matrix *W, int r, float *out);
 
 /* y[j*ldy + i] = W[row0 + i] . x[j*ldx ...], i < nrows, j < n. No input
  * quantization: the raw product with the dequantized weight. */
 void matmul(float *y, int ldy, const v4c_matrix *W, int row0, int nrows, const float *x, int ldx, int n);
+
+/* Per-operation totals of matmul calls (calling thread's view). */
+typedef struct {
+    double seconds[OP_COUNT], flops[OP_COUNT], bytes[OP_COUNT];
+} matmul_profile;
+extern matmul_profile matmul_prof;
+void matmul_profile_reset(void);
+
+/* Bytes of stored weight data in rows [r0, r1) (scales included). */
+double matrix_bytes(const v4c_matrix *W, int nrows);
 
 /* The linear layer of MODEL.md: y[n, rows] = W x for n rows of x[n, cols],
  * applying fp8_quant(x, 128) first when W is FP8/FP4. */

@@ -32,7 +32,7 @@ void hc_sinkhorn(float *C, int hc, int iters, float eps) {
 /* mix[n, rows] = (fn . flat) * rms(flat) for each token's flattened streams. */
 static void hc_mix(const v4c_config *c, const float *fn, int rows, const float *X, int n, float *mix) {
     int width = c->hc_mult * c->hidden_size;
-    v4c_matrix W = {.kind = WK_F32, .rows = rows, .cols = width, .data = fn};
+    v4c_matrix W = {.kind = WK_F32, .op = OP_OTHER, .rows = rows, .cols = width, .data = fn};
     matmul(mix, rows, &W, 0, rows, X, width, n);
     for (int t = 0; t < n; t++) {
         float r = rms_scale(X + (size_t)t * width, width, c->norm_eps);

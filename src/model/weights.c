@@ -104,6 +104,8 @@ static int bind_matrix(binder *b, const char *prefix, v4c_matrix *W, int64_t row
     st_tensor *t = find(b, name);
     if (!t) return -1;
     memset(W, 0, sizeof *W);
+    W->op = strstr(prefix, ".experts.") ? OP_EXPERT : strstr(prefix, "shared_experts") ? OP_SHARED
+          : strstr(prefix, "attn.") ? OP_ATTN : !strcmp(prefix, "head") ? OP_HEAD : OP_OTHER;
     W->rows = (int)rows;
     W->cols = (int)cols;
     W->data = t->data;

@@ -78,6 +78,32 @@ void v4c_session_reset(v4c_session *s) {
 }
 
 int v4c_session_pos(const v4c_session *s) { return s->pos; }
+
+double v4c_session_cache_read_bytes(const v4c_session *s) {
+    const v4c_config *c = &s->m->cfg;
+    double bytes = 0;
+    int t = s->pos; /* the next token's position */
+    for (int l = 0; l < c->n_layers; l++) {
+        int r = s->m->layers[l].ratio, n = (t + 1) / (r ? r : 1);
+        bytes += (double)(t + 1 < c->window ? t + 1 : c->window) * c->head_dim * 4;
+        if (r == 4) bytes += (double)(n < c->index_topk ? n : c->index_topk) * c->head_dim * 4 + (double)n * c->index_head_dim * 4;
+        else if (r > 0) bytes += (double)n * c->head_dim * 4;
+    }
+    return bytes;
+}
+
+double v4c_session_cache_bytes(const v4c_session *s) {
+    const v4c_config *c = &s->m->cfg;
+    double bytes = 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        const layer_cache *lc = &s->caches[l];
+        bytes += (double)lc->ring * c->head_dim * 4;
+        const compressor_cache *cc[2] = {&lc->comp, &lc->icomp};
+        for (int k = 0; k < 2; k++)
+            if (cc[k]->ratio) bytes += (2.0 * COMPRESSOR_SLOTS * cc[k]->ratio * cc[k]->width + (double)cc[k]->n_entries * cc[k]->dim) * 4;
+    }
+    return bytes;
+}
 int v4c_session_max_ctx(const v4c_session *s) { return s->max_ctx; }
 int v4c_session_vocab(const v4c_session *s) { return s->m->cfg.vocab_size; }
 int v4c_session_uses_mtp(const v4c_session *s) { return s->use_mtp; }
