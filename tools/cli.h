@@ -24,4 +24,7 @@ int cmd_gen_model(int argc, char **argv);
 /* Strict number parsing for options: exits with a message on bad input. */
 int cli_int(const char *opt, const char *arg, int min, int max);
 float cli_float(const char *opt, const char *arg, float min, float max);
+
+/* server */
+int cmd_serve(int argc, char **argv);
 #endif

@@ -15,6 +15,7 @@ static const struct {
     {"run", cmd_run, "generate a completion (sampling, MTP speculative decoding, saved sessions)"},
     {"gen-model", cmd_gen_model, "write a random checkpoint in the official layout (tests, benchmarks)"},
     {"chat", cmd_chat, "interactive chat in the terminal (chat encoding, cache reuse between turns)"},
+    {"serve", cmd_serve, "OpenAI-compatible HTTP server with continuous batching"},
     /* text commands (tokenizer, chat encoding) */
     {"tokenize", cmd_tokenize, "JSON lines of text -> token ids (or back, --decode)"},
     {"chat-template", cmd_chat_template, "OpenAI-format messages -> DeepSeek-V4 prompt string"},
