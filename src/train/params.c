@@ -8,6 +8,7 @@
 
 #include "formats/config.h"
 #include "formats/dtype.h"
+#include "formats/quantize.h"
 #include "formats/safetensors.h"
 #include "kernels/ops.h"
 #include "util/util.h"
@@ -262,17 +263,32 @@ static uint16_t f32_to_bf16(float f) {
     return (uint16_t)((v.u + 0x7FFF + ((v.u >> 16) & 1)) >> 16); /* nearest even */
 }
 
-int tr_model_save(const tr_model *m, const char *dir, char *err) {
+/* The released format (generate.c's fp8 layout): routed experts FP4, the
+ * other linear layers of attention, shared experts and MTP projections FP8;
+ * embedding, head, compressors, indexer weights_proj, router and norms stay BF16. */
+static int release_format(const param_info *p) {
+    if (!p->cols) return 0;
+    if (strstr(p->name, ".experts.")) return 2;
+    static const char *const fp8[] = {"attn.wq_a.", "attn.wq_b.", "attn.wkv.", "attn.wo_a.", "attn.wo_b.", "indexer.wq_b.", "shared_experts.",
+                                      "e_proj.", "h_proj."};
+    for (size_t i = 0; i < sizeof fp8 / sizeof fp8[0]; i++)
+        if (strstr(p->name, fp8[i])) return 1;
+    return 0;
+}
+
+int tr_model_save(const tr_model *m, const char *dir, int quantized, char *err) {
     const v4c_config *c = &m->cfg;
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
-    if (config_save(c, path, 0, err)) return -1;
+    if (config_save(c, path, quantized, err)) return -1;
     int n_hash = 0;
     for (int l = 0; l < c->n_layers; l++) n_hash += m->layers[l].tid2eid != NULL;
-    int n = m->n_info + n_hash, k = 0;
+    int n_scales = 0;
+    for (int i = 0; quantized && i < m->n_info; i++) n_scales += release_format(&m->info[i]) != 0;
+    int n = m->n_info + n_hash + n_scales, k = 0, sc = 0;
     st_write_tensor *t = xcalloc((size_t)n, sizeof *t);
     void **bufs = xcalloc((size_t)n, sizeof *bufs);
-    char (*names)[96] = xcalloc((size_t)n_hash + 1, sizeof *names);
+    char (*names)[96] = xcalloc((size_t)n_hash + n_scales + 1, sizeof *names);
     for (int i = 0; i < m->n_info; i++, k++) {
         const param_info *p = &m->info[i];
         size_t cnt = (size_t)p->rows * (p->cols ? p->cols : 1);
@@ -282,7 +298,33 @@ int tr_model_save(const tr_model *m, const char *dir, char *err) {
         t[k].shape[0] = p->rows;
         t[k].shape[1] = p->cols;
         t[k].dtype = p->save_f32 ? DT_F32 : DT_BF16;
-        if (p->save_f32) {
+        int fmt = quantized ? release_format(p) : 0;
+        if (fmt) {
+            float *wf = xmalloc(cnt * sizeof(float));
+            for (size_t j = 0; j < cnt; j++) wf[j] = (float)w[j];
+            int R = p->rows, C = p->cols;
+            char *sname = names[n_hash + sc++];
+            snprintf(sname, sizeof names[0], "%.*s.scale", (int)(strlen(p->name) - strlen(".weight")), p->name);
+            st_write_tensor *s = &t[m->n_info + n_hash + sc - 1];
+            *s = (st_write_tensor){.name = sname, .dtype = DT_F8_E8M0, .ndim = 2};
+            if (fmt == 2) {
+                t[k].dtype = DT_I8;
+                t[k].shape[1] = C / 2;
+                s->shape[0] = R;
+                s->shape[1] = C / 32;
+                bufs[k] = xmalloc((size_t)R * C / 2);
+                s->data = bufs[m->n_info + n_hash + sc - 1] = xmalloc((size_t)R * C / 32);
+                quantize_fp4_matrix(wf, R, C, bufs[k], bufs[m->n_info + n_hash + sc - 1]);
+            } else {
+                t[k].dtype = DT_F8_E4M3;
+                s->shape[0] = (R + 127) / 128;
+                s->shape[1] = (C + 127) / 128;
+                bufs[k] = xmalloc((size_t)R * C);
+                s->data = bufs[m->n_info + n_hash + sc - 1] = xmalloc((size_t)s->shape[0] * s->shape[1]);
+                quantize_fp8_matrix(wf, R, C, bufs[k], bufs[m->n_info + n_hash + sc - 1]);
+            }
+            free(wf);
+        } else if (p->save_f32) {
             float *b = bufs[k] = xmalloc(cnt * sizeof(float));
             for (size_t j = 0; j < cnt; j++) b[j] = (float)w[j];
         } else {

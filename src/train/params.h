@@ -65,8 +65,10 @@ void tr_model_free(tr_model *m);
 void tr_model_randomize(tr_model *m, uint64_t seed);
 /* Load every tensor from an HF checkpoint directory (BF16/F32 values). */
 int tr_model_load(tr_model *m, const char *dir, char *err);
-/* Write config.json + model.safetensors (BF16 matrices, F32 small tensors). */
-int tr_model_save(const tr_model *m, const char *dir, char *err);
+/* Write config.json + model.safetensors: BF16 matrices and F32 small
+ * tensors, or (quantized) the released format: FP8 e4m3 with ue8m0 128x128
+ * block scales, FP4 routed experts. */
+int tr_model_save(const tr_model *m, const char *dir, int quantized, char *err);
 const param_info *tr_model_find(const tr_model *m, const char *name);
 
 #define P(m, off) ((m)->params + (off))
