@@ -27,4 +27,8 @@ float cli_float(const char *opt, const char *arg, float min, float max);
 
 /* server */
 int cmd_serve(int argc, char **argv);
+/* training */
+int cmd_train(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
+int cmd_tokenizer_train(int argc, char **argv);
 #endif

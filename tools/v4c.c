@@ -15,6 +15,9 @@ static const struct {
     {"run", cmd_run, "generate a completion (sampling, MTP speculative decoding, saved sessions)"},
     {"gen-model", cmd_gen_model, "write a random checkpoint in the official layout (tests, benchmarks)"},
     {"chat", cmd_chat, "interactive chat in the terminal (chat encoding, cache reuse between turns)"},
+    {"train", cmd_train, "train a model from text (Muon, MTP, balance, indexer warm-up) into an HF checkpoint"},
+    {"quantize", cmd_quantize, "BF16 checkpoint -> released format (FP8 e4m3 + ue8m0, FP4 experts)"},
+    {"tokenizer-train", cmd_tokenizer_train, "learn a byte-level BPE tokenizer.json (V4 pre-tokenizer, special tokens)"},
     {"serve", cmd_serve, "OpenAI-compatible HTTP server with continuous batching"},
     /* text commands (tokenizer, chat encoding) */
     {"tokenize", cmd_tokenize, "JSON lines of text -> token ids (or back, --decode)"},
