@@ -2,6 +2,9 @@
 # tokenizer, a server on a free loopback port, JSON helpers.
 set -euo pipefail
 V4C=$1 TOKENIZER=$2
+# The machine may be shared: OpenMP threads that spin while waiting make
+# every forward crawl when the cores are oversubscribed.
+export OMP_WAIT_POLICY=passive
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 tmp=$(mktemp -d)
 SERVER_PIDS=()
