@@ -20,8 +20,16 @@ int cmd_parse_completion(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_gen_model(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 /* Strict number parsing for options: exits with a message on bad input. */
 int cli_int(const char *opt, const char *arg, int min, int max);
 float cli_float(const char *opt, const char *arg, float min, float max);
+
+/* server */
+int cmd_serve(int argc, char **argv);
+/* training */
+int cmd_train(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
+int cmd_tokenizer_train(int argc, char **argv);
 #endif

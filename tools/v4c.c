@@ -13,8 +13,13 @@ static const struct {
     {"info", cmd_info, "architecture summary, parameter counts, bytes, KV bytes/token"},
     {"logits", cmd_logits, "run a prompt and write float32 logits (golden-check interface)"},
     {"run", cmd_run, "generate a completion (sampling, MTP speculative decoding, saved sessions)"},
+    {"bench", cmd_bench, "prefill/decode speed against the machine's measured bandwidth and FMA peak"},
     {"gen-model", cmd_gen_model, "write a random checkpoint in the official layout (tests, benchmarks)"},
     {"chat", cmd_chat, "interactive chat in the terminal (chat encoding, cache reuse between turns)"},
+    {"train", cmd_train, "train a model from text (Muon, MTP, balance, indexer warm-up) into an HF checkpoint"},
+    {"quantize", cmd_quantize, "BF16 checkpoint -> released format (FP8 e4m3 + ue8m0, FP4 experts)"},
+    {"tokenizer-train", cmd_tokenizer_train, "learn a byte-level BPE tokenizer.json (V4 pre-tokenizer, special tokens)"},
+    {"serve", cmd_serve, "OpenAI-compatible HTTP server with continuous batching"},
     /* text commands (tokenizer, chat encoding) */
     {"tokenize", cmd_tokenize, "JSON lines of text -> token ids (or back, --decode)"},
     {"chat-template", cmd_chat_template, "OpenAI-format messages -> DeepSeek-V4 prompt string"},
