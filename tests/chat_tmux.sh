@@ -13,7 +13,7 @@ tmux -S "$sock" new-session -d -x 200 -y 50 "'$v4c' chat -m '$tmp/model' -n 6 --
 
 screen() { tmux -S "$sock" capture-pane -p -J -S -200; }
 wait_for() { # pattern, count: wait until the screen shows pattern count times
-  for _ in $(seq 1 300); do
+  for _ in $(seq 1 1200); do
     [ "$(screen | grep -c -- "$1" || true)" -ge "$2" ] && return 0
     sleep 0.1
   done

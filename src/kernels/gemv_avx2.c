@@ -36,6 +36,7 @@ AVX2 static inline double hsum(__m256d v) {
 
 AVX2 static inline void fma8(__m256 w, const double *xd, size_t ldxd, int nt, int k, __m256d *acc) {
     __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(w)), hi = _mm256_cvtps_pd(_mm256_extractf128_ps(w, 1));
+    _Pragma("GCC unroll 4")
     for (int t = 0; t < nt; t++) {
         acc[t] = _mm256_fmadd_pd(lo, _mm256_loadu_pd(xd + t * ldxd + k), acc[t]);
         acc[t] = _mm256_fmadd_pd(hi, _mm256_loadu_pd(xd + t * ldxd + k + 4), acc[t]);
@@ -55,8 +56,10 @@ AVX2 static void rows_fp8(const v4c_matrix *W, int r0, int r1, const float *x, c
                 blk[0] = blk[1] = _mm256_setzero_pd();
                 for (int k = b; k < b + 128; k += 8) fma8(decode_e4m3(w + k), xj, cols, nt, k, blk);
                 __m256d s = _mm256_set1_pd(fp8_block_scale(W, r, b / 128));
+                _Pragma("GCC unroll 4")
                 for (int t = 0; t < nt; t++) acc[t] = _mm256_fmadd_pd(blk[t], s, acc[t]);
             }
+            _Pragma("GCC unroll 4")
             for (int t = 0; t < nt; t++) y[(size_t)(j0 + t) * ldy + (r - r0)] = (float)hsum(acc[t]);
         }
     }
@@ -80,8 +83,10 @@ AVX2 static void rows_fp4(const v4c_matrix *W, int r0, int r1, const float *x, c
                     fma8(decode_e2m1(bytes, 4), xj, cols, nt, k + 8, blk);
                 }
                 __m256d s = _mm256_set1_pd(e8m0_to_f32(sc[b / 32]));
+                _Pragma("GCC unroll 4")
                 for (int t = 0; t < nt; t++) acc[t] = _mm256_fmadd_pd(blk[t], s, acc[t]);
             }
+            _Pragma("GCC unroll 4")
             for (int t = 0; t < nt; t++) y[(size_t)(j0 + t) * ldy + (r - r0)] = (float)hsum(acc[t]);
         }
     }
@@ -99,6 +104,7 @@ AVX2 static void rows_bf16(const v4c_matrix *W, int r0, int r1, const float *x, 
             int nt = n - j0 < TOK ? n - j0 : TOK;
             __m256d acc[TOK] = {_mm256_setzero_pd(), _mm256_setzero_pd()};
             for (int k = 0; k < cols; k += 8) fma8(decode_bf16(w + k), xd + (size_t)j0 * cols, cols, nt, k, acc);
+            _Pragma("GCC unroll 4")
             for (int t = 0; t < nt; t++) y[(size_t)(j0 + t) * ldy + (r - r0)] = (float)hsum(acc[t]);
         }
     }
@@ -116,6 +122,7 @@ AVX2 static void rows_f32(const v4c_matrix *W, int r0, int r1, const float *x, c
             int nt = n - j0 < TOK ? n - j0 : TOK;
             __m256d acc[TOK] = {_mm256_setzero_pd(), _mm256_setzero_pd()};
             for (int k = 0; k < cols; k += 8) fma8(_mm256_loadu_ps(w + k), xd + (size_t)j0 * cols, cols, nt, k, acc);
+            _Pragma("GCC unroll 4")
             for (int t = 0; t < nt; t++) y[(size_t)(j0 + t) * ldy + (r - r0)] = (float)hsum(acc[t]);
         }
     }

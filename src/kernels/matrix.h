@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "formats/dtype.h"
+
 typedef enum { WK_F32, WK_BF16, WK_FP8, WK_FP4, WK_COUNT } weight_kind;
 
 /* What a matrix is for, so time and bytes can be reported by operation. */
@@ -27,7 +29,10 @@ extern const char *const weight_kind_name[WK_COUNT];
 static inline int matrix_quantizes_input(const v4c_matrix *W) { return W->kind == WK_FP8 || W->kind == WK_FP4; }
 
 /* Scale of FP8 block (row r, column block cb). */
-float fp8_block_scale(const v4c_matrix *W, int r, int cb);
+static inline float fp8_block_scale(const v4c_matrix *W, int r, int cb) {
+    size_t i = (size_t)(r / 128) * ((W->cols + 127) / 128) + cb;
+    return W->scale_is_f32 ? ((const float *)W->scale)[i] : e8m0_to_f32(((const uint8_t *)W->scale)[i]);
+}
 
 /* Decode row r (all cols) into out. */
 void matrix_row_f32(const v4c_matrix *W, int r, float *out);
