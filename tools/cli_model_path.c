@@ -10,14 +10,14 @@
 #include "cli.h"
 
 static int has_model(const char *dir) {
-    char path[PATH_MAX + 32];
+    char path[PATH_MAX + 64];
     struct stat st;
     snprintf(path, sizeof path, "%s/config.json", dir);
     return stat(path, &st) == 0;
 }
 
 const char *cli_default_model(void) {
-    static char found[PATH_MAX + 32];
+    static char found[PATH_MAX];
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n > 0) {
@@ -26,7 +26,9 @@ const char *cli_default_model(void) {
             char *slash = strrchr(exe, '/');
             if (!slash) break;
             *slash = 0;
-            snprintf(found, sizeof found, "%s/models/default", exe);
+            if (strlen(exe) + sizeof "/models/default" > sizeof found) break;
+            memcpy(found, exe, strlen(exe));
+            memcpy(found + strlen(exe), "/models/default", sizeof "/models/default");
             if (has_model(found)) return found;
         }
     }
