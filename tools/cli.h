@@ -32,4 +32,6 @@ int cmd_serve(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_tokenizer_train(int argc, char **argv);
+/* The bundled model directory (models/default), or NULL if absent. */
+const char *cli_default_model(void);
 #endif

@@ -101,7 +101,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
             return 0;
         }
         char *text = xmalloc(end - x->consumed + 1);
-        memcpy(text, j->text.data + x->consumed, end - x->consumed);
+        if (end > x->consumed) memcpy(text, j->text.data + x->consumed, end - x->consumed);
         size_t n = end - x->consumed;
         int eos = j->eos, n_prompt = j->n_prompt, n_gen = j->n_generated, n_cached = j->n_cached;
         char err[V4C_ERR_LEN];
@@ -185,7 +185,9 @@ static enum MHD_Result generate(srv_server *S, struct MHD_Connection *c, request
 static enum MHD_Result models(srv_server *S, struct MHD_Connection *c) {
     json_t *m = json_pack("{s:s,s:s,s:i,s:s,s:i}", "id", S->model_id, "object", "model", "created", 0, "owned_by", "v4c", "context_length",
                           S->ctx.ctx);
-    char *body = json_dumps(json_pack("{s:s,s:[o]}", "object", "list", "data", m), JSON_COMPACT);
+    json_t *list = json_pack("{s:s,s:[o]}", "object", "list", "data", m);
+    char *body = json_dumps(list, JSON_COMPACT);
+    json_decref(list);
     return body ? send_json(S, c, MHD_HTTP_OK, body) : MHD_NO;
 }
 

@@ -106,5 +106,16 @@ STATUS=$(curl -s -o "$tmp/right.json" -w '%{http_code}' -H 'Authorization: Beare
 req health GET /health
 [ "$STATUS" = 200 ] || fail "health needs no key"
 echo "ok: api key"
+# shutdown with requests in flight (streamed, whole, queued): a clean exit
+for i in 1 2 3; do
+  curl -sN -H 'Authorization: Bearer s3cret' -d '{"prompt": "go", "max_tokens": 3000, "stream": true}' "$BASE/v1/completions" >/dev/null 2>&1 &
+  curl -s -H 'Authorization: Bearer s3cret' -d '{"prompt": "go", "max_tokens": 3000}' "$BASE/v1/completions" >/dev/null 2>&1 &
+done
+for _ in $(seq 1 100); do
+  curl -s "$BASE/metrics" -H 'Authorization: Bearer s3cret' | grep -q '^v4c_active_sequences [1-9]' && break
+  sleep 0.1
+done
 stop_server "$PID" auth
+wait
+echo "ok: shutdown with requests in flight"
 echo "serve_curl: OK"

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Server load benchmark (not part of ctest): `v4c serve --parallel 8` on a
+# random model with the V4 tokenizer; first ONE streaming client, then 8
+# concurrent streaming clients, each for SECONDS (default 60), sending
+# /v1/completions requests of MAX_TOKENS (default 64) back to back.
+# Batching works when the 8 clients' aggregate decode tokens/s is well above
+# the single client's (target: >= 3x). Loopback only.
+# usage: bench/server_bench.sh [SECONDS] [MAX_TOKENS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-60} max=${2:-64}
+export OMP_WAIT_POLICY=passive
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j2 --target v4c >/dev/null
+tmp=$(mktemp -d)
+pid=
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+build/v4c gen-model --vocab 129280 --tokenizer tests/data/tokenizer/deepseek-v4-tokenizer.json -o "$tmp/model" >/dev/null
+build/v4c serve -m "$tmp/model" --port 0 --parallel 8 >"$tmp/log" 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do grep -q listening "$tmp/log" && break; sleep 0.1; done
+port=$(grep -o 'http://127.0.0.1:[0-9]*' "$tmp/log" | sed 's/.*://')
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(node --version)"
+one=$(node bench/server_load.js "$port" 1 "$secs" "$max")
+echo "1 client:  $one"
+eight=$(node bench/server_load.js "$port" 8 "$secs" "$max")
+echo "8 clients: $eight"
+curl -s "http://127.0.0.1:$port/metrics" | grep -E '^v4c_(generations_total|request_errors_total|forwards_total|forward_seconds_total)'
+node -e 'const a=JSON.parse(process.argv[1]), b=JSON.parse(process.argv[2]); console.log(`speed-up: ${(b.tokens_per_s/a.tokens_per_s).toFixed(2)}x (${b.tokens_per_s} vs ${a.tokens_per_s} tok/s); errors: ${a.errors + b.errors}`)' "$one" "$eight"
+kill -TERM "$pid"
+wait "$pid"
+pid=
