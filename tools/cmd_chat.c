@@ -307,8 +307,9 @@ int cmd_chat(int argc, char **argv) {
         }
     }
     if (!dir) dir = getenv("V4C_MODEL");
+    if (!dir) dir = cli_default_model(); /* the bundled models/default */
     if (!dir) {
-        fprintf(stderr, "v4c chat: -m DIR is required (or set V4C_MODEL)\n%s", usage);
+        fprintf(stderr, "v4c chat: no model: pass -m DIR (or set V4C_MODEL; the bundled models/default was not found)\n%s", usage);
         return 2;
     }
     if (!seed_set) sp.seed = (uint64_t)time(NULL);

@@ -34,7 +34,8 @@ static int print_token(void *user, int32_t t) {
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: v4c run -m DIR (-p TEXT | --prompt-ids IDS) [options]\n"
+            "usage: v4c run [-m DIR] (-p TEXT | --prompt-ids IDS) [options]\n"
+            "  -m DIR               model directory (default: $V4C_MODEL, else the bundled models/default)\n"
             "  -n N                 generate at most N tokens (default 256)\n"
             "  --temp T             temperature, 0 = greedy (default 0.6)\n"
             "  --top-k K --top-p P --min-p P   filters (default off, 0.95, off)\n"
@@ -91,8 +92,9 @@ int cmd_run(int argc, char **argv) {
         }
     }
     if (!dir) dir = getenv("V4C_MODEL");
+    if (!dir) dir = cli_default_model(); /* the bundled models/default */
     if (!dir || (!text == !ids_arg)) {
-        fprintf(stderr, "v4c run: %s\n", !dir ? "-m DIR is required (or set V4C_MODEL)" : "give exactly one of -p TEXT and --prompt-ids IDS");
+        fprintf(stderr, "v4c run: %s\n", !dir ? "no model: pass -m DIR (or set V4C_MODEL; the bundled models/default was not found)" : "give exactly one of -p TEXT and --prompt-ids IDS");
         usage(stderr);
         return 2;
     }
