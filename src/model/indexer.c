@@ -38,29 +38,28 @@ void indexer_select(const v4c_model *m, const layer_weights *w, const batch *b, 
         if (cc->n_entries > max_entries) max_entries = cc->n_entries;
     }
 
-#pragma omp parallel if (n > 1)
-    {
-        float *score = xmalloc((size_t)max_entries * sizeof(float));
-#pragma omp for schedule(dynamic)
-        for (int i = 0; i < n; i++) {
-            const compressor_cache *cc = &b->seqs[b->seq_of[i]].caches[w->index].icomp;
-            int count = (b->pos[i] + 1) / 4;
-            for (int j = 0; j < count; j++) {
-                const float *cj = cc->entries + (size_t)j * dI;
-                float s = 0;
-                for (int h = 0; h < nI; h++) {
-                    const float *qh = qI + ((size_t)i * nI + h) * dI;
-                    float dotp = 0;
-                    for (int d = 0; d < dI; d++) dotp += qh[d] * cj[d];
-                    s += wts[i * nI + h] * (dotp > 0 ? dotp : 0);
-                }
-                score[j] = s;
+    /* I(t, j) = sum_h w_h relu(qI_h . cI_j): the dot products as one matmul
+     * per token against its visible entries (rows of an F32 matrix). */
+    float *dots = xmalloc((size_t)nI * max_entries * sizeof(float)), *score = xmalloc((size_t)max_entries * sizeof(float));
+    for (int i = 0; i < n; i++) {
+        const compressor_cache *cc = &b->seqs[b->seq_of[i]].caches[w->index].icomp;
+        int count = (b->pos[i] + 1) / 4;
+        n_sel[i] = count < topk ? count : topk;
+        if (count == 0) continue;
+        v4c_matrix E = {.kind = WK_F32, .op = OP_OTHER, .rows = count, .cols = dI, .data = cc->entries};
+        matmul(dots, count, &E, 0, count, qI + (size_t)i * nI * dI, dI, nI);
+        for (int j = 0; j < count; j++) {
+            float s = 0;
+            for (int h = 0; h < nI; h++) {
+                float d = dots[(size_t)h * count + j];
+                s += wts[i * nI + h] * (d > 0 ? d : 0);
             }
-            n_sel[i] = count < topk ? count : topk;
-            topk_indices(score, count, n_sel[i], sel + (size_t)i * topk);
+            score[j] = s;
         }
-        free(score);
+        topk_indices(score, count, n_sel[i], sel + (size_t)i * topk);
     }
+    free(dots);
+    free(score);
     free(qI);
     free(wts);
 }
