@@ -5,18 +5,21 @@
 # /v1/completions requests of MAX_TOKENS (default 64) back to back.
 # Batching works when the 8 clients' aggregate decode tokens/s is well above
 # the single client's (target: >= 3x). Loopback only.
-# usage: bench/server_bench.sh [SECONDS] [MAX_TOKENS]
+# usage: bench/server_bench.sh [SECONDS] [MAX_TOKENS]   (V4C=path: use that binary, no build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60} max=${2:-64}
 export OMP_WAIT_POLICY=passive
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j2 --target v4c >/dev/null
+if [ -z "${V4C:-}" ]; then
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build build -j2 --target v4c >/dev/null
+  V4C=build/v4c
+fi
 tmp=$(mktemp -d)
 pid=
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
-build/v4c gen-model --vocab 129280 --tokenizer tests/data/tokenizer/deepseek-v4-tokenizer.json -o "$tmp/model" >/dev/null
-build/v4c serve -m "$tmp/model" --port 0 --parallel 8 >"$tmp/log" 2>&1 &
+"$V4C" gen-model --vocab 129280 --tokenizer tests/data/tokenizer/deepseek-v4-tokenizer.json -o "$tmp/model" >/dev/null
+"$V4C" serve -m "$tmp/model" --port 0 --parallel 8 >"$tmp/log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do grep -q listening "$tmp/log" && break; sleep 0.1; done
 port=$(grep -o 'http://127.0.0.1:[0-9]*' "$tmp/log" | sed 's/.*://')

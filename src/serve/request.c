@@ -261,6 +261,12 @@ srv_job *srv_parse_request(const srv_context *c, srv_kind kind, const char *body
     }
     if (parse_common(c, root, j, &max_tokens, e)) goto out;
     if (kind == SRV_CHAT ? parse_messages(c, root, j, e) : parse_prompt(c, root, j, e)) goto out;
+    for (int i = 0; i < j->n_prompt; i++) /* a tokenizer larger than the model's vocabulary */
+        if (j->prompt[i] < 0 || j->prompt[i] >= c->cfg->vocab_size) {
+            BAD(kind == SRV_CHAT ? "messages" : "prompt", "the prompt has token %d, outside the model's vocabulary of %d", j->prompt[i],
+                c->cfg->vocab_size);
+            goto out;
+        }
     if (j->n_prompt >= c->ctx) {
         set_error(e, 400, "invalid_request_error", kind == SRV_CHAT ? "messages" : "prompt", "context_length_exceeded",
                   "This model's maximum context length is %d tokens, but the prompt has %d tokens", c->ctx, j->n_prompt);

@@ -37,7 +37,8 @@ struct srv_sched {
     int V, eos, ctx;
     float *logits, *probs;
     int32_t *ids;
-    int *counts, *which;
+    int *counts, *which, *sample;
+    int32_t *tokens;
     v4c_session **ss;
     double last_step_end;
 };
@@ -187,28 +188,40 @@ static void step(srv_sched *S) {
         S->met->decode_tps = S->met->decode_tps > 0 ? 0.8 * S->met->decode_tps + 0.2 * rate : rate;
     }
     pthread_mutex_unlock(&S->met->mu);
-    for (int k = 0; k < n; k++) {
+    if (rc) {
+        for (int k = 0; k < n; k++) release(S, &S->slots[S->which[k]], SRV_FINISH_ERROR, err);
+        return;
+    }
+    for (int k = 0; k < n; k++) { /* prompts: count what was fed, snapshot */
         slot *sl = &S->slots[S->which[k]];
         srv_job *j = sl->job;
-        if (rc) {
-            release(S, sl, SRV_FINISH_ERROR, err);
+        S->sample[k] = 1;
+        if (sl->decoding) continue;
+        sl->fed += S->counts[k];
+        if (sl->fed == j->snap_at && sl->fed < j->n_prompt) srv_prefix_cache_put(S->cache, v4c_session_clone(sl->s));
+        if (sl->fed < j->n_prompt) {
+            S->sample[k] = 0;
             continue;
         }
-        if (!sl->decoding) {
-            sl->fed += S->counts[k];
-            if (sl->fed == j->snap_at && sl->fed < j->n_prompt) srv_prefix_cache_put(S->cache, v4c_session_clone(sl->s));
-            if (sl->fed < j->n_prompt) continue;
-            srv_prefix_cache_put(S->cache, v4c_session_clone(sl->s)); /* the whole prompt */
-            sl->decoding = 1;
-        }
-        const float *row = S->logits + (size_t)k * S->V;
-        v4c_sampler_probs(sl->smp, row, S->probs);
-        int32_t t = v4c_sampler_greedy(sl->smp) ? argmax_of(S->probs, S->V) : v4c_sampler_draw(sl->smp, S->probs);
-        pthread_mutex_lock(&S->met->mu);
-        S->met->generated_tokens++;
-        pthread_mutex_unlock(&S->met->mu);
-        on_token(S, sl, t);
+        srv_prefix_cache_put(S->cache, v4c_session_clone(sl->s)); /* the whole prompt */
+        sl->decoding = 1;
     }
+    /* Sampling (a softmax over the vocabulary per sequence) in parallel:
+     * each slot has its own sampler; a row of probs per batch row. */
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int k = 0; k < n; k++) {
+        if (!S->sample[k]) continue;
+        slot *sl = &S->slots[S->which[k]];
+        float *probs = S->probs + (size_t)k * S->V;
+        v4c_sampler_probs(sl->smp, S->logits + (size_t)k * S->V, probs);
+        S->tokens[k] = v4c_sampler_greedy(sl->smp) ? argmax_of(probs, S->V) : v4c_sampler_draw(sl->smp, probs);
+    }
+    int n_new = 0;
+    for (int k = 0; k < n; k++)
+        if (S->sample[k]) n_new++, on_token(S, &S->slots[S->which[k]], S->tokens[k]);
+    pthread_mutex_lock(&S->met->mu);
+    S->met->generated_tokens += n_new;
+    pthread_mutex_unlock(&S->met->mu);
 }
 
 static void *run(void *arg) {
@@ -280,7 +293,9 @@ srv_sched *srv_sched_start(v4c_model *m, const v4c_tokenizer *tok, const srv_opt
     S->slots = xcalloc((size_t)o->parallel, sizeof(slot));
     S->cache = srv_prefix_cache_new(o->cache_entries);
     S->logits = xmalloc((size_t)o->parallel * S->V * sizeof(float));
-    S->probs = xmalloc((size_t)S->V * sizeof(float));
+    S->probs = xmalloc((size_t)o->parallel * S->V * sizeof(float));
+    S->sample = xmalloc((size_t)o->parallel * sizeof(int));
+    S->tokens = xmalloc((size_t)o->parallel * sizeof(int32_t));
     S->ids = xmalloc((size_t)o->parallel * o->prefill_chunk * sizeof(int32_t));
     S->counts = xmalloc((size_t)o->parallel * sizeof(int));
     S->which = xmalloc((size_t)o->parallel * sizeof(int));
@@ -339,6 +354,8 @@ void srv_sched_free(srv_sched *S) {
     free(S->ids);
     free(S->counts);
     free(S->which);
+    free(S->sample);
+    free(S->tokens);
     free(S->ss);
     pthread_cond_destroy(&S->cv);
     pthread_mutex_destroy(&S->mu);
