@@ -24,6 +24,12 @@ pid=$!
 for _ in $(seq 1 100); do grep -q listening "$tmp/log" && break; sleep 0.1; done
 port=$(grep -o 'http://127.0.0.1:[0-9]*' "$tmp/log" | sed 's/.*://')
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(node --version)"
+# the engine alone: batched decode steps without the server
+lib=$(dirname "$V4C")/libv4c_core.a
+if [ -f "$lib" ]; then
+  gcc -O2 -fopenmp -Iinclude bench/server_batch_forward.c "$lib" $(pkg-config --libs jansson libpcre2-8 libmicrohttpd openblas) -lm -o "$tmp/bf"
+  "$tmp/bf" "$tmp/model"
+fi
 one=$(node bench/server_load.js "$port" 1 "$secs" "$max")
 echo "1 client:  $one"
 eight=$(node bench/server_load.js "$port" 8 "$secs" "$max")

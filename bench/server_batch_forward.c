@@ -1,0 +1,51 @@
+/* server_batch_forward MODEL_DIR: the engine alone, without the server —
+ * decode steps of B sequences in one v4c_batch_feed (B = 1, 2, 4, 8), the
+ * forward passes `v4c serve` runs. Shows how much batching can give.
+ * Built and run by bench/server_bench.sh. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "v4c.h"
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+int main(int argc, char **argv) {
+    char err[V4C_ERR_LEN];
+    v4c_model *m = argc == 2 ? v4c_model_open(argv[1], err) : NULL;
+    if (!m) {
+        fprintf(stderr, "usage: server_batch_forward MODEL_DIR%s%s\n", argc == 2 ? ": " : "", argc == 2 ? err : "");
+        return 1;
+    }
+    int V = v4c_model_config(m)->vocab_size;
+    float *logits = malloc((size_t)8 * V * sizeof(float));
+    double base = 0;
+    for (int B = 1; B <= 8; B *= 2) {
+        v4c_session *ss[8];
+        int32_t ids[8];
+        int counts[8];
+        for (int i = 0; i < B; i++) {
+            ss[i] = v4c_session_new(m, NULL, err);
+            ids[i] = 100 + i, counts[i] = 1;
+        }
+        int steps = 60;
+        v4c_batch_feed(ss, ids, counts, B, logits, err);
+        double t = now();
+        for (int s = 0; s < steps; s++)
+            if (v4c_batch_feed(ss, ids, counts, B, logits, err)) {
+                fprintf(stderr, "%s\n", err);
+                return 1;
+            }
+        double dt = (now() - t) / steps;
+        if (B == 1) base = 1 / dt;
+        printf("batch %d: %.2f ms per step, %.1f tok/s (%.2fx)\n", B, dt * 1e3, B / dt, B / dt / base);
+        for (int i = 0; i < B; i++) v4c_session_free(ss[i]);
+    }
+    free(logits);
+    v4c_model_free(m);
+    return 0;
+}
