@@ -5,7 +5,7 @@
 # usage: bench/cpu_bench.sh [OUT_DIR]    (models are generated under OUT_DIR)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -x build/v4c ] || ./scripts/setup.sh >/dev/null
+./scripts/setup.sh >/dev/null # builds (or rebuilds) build/v4c
 out=${1:-bench/data}
 mkdir -p "$out"
 flash="$out/flash-4l-64e"
