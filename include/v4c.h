@@ -126,6 +126,12 @@ v4c_session *v4c_session_clone(const v4c_session *s);
 /* Forget everything (position 0), keeping the allocations. */
 void v4c_session_reset(v4c_session *s);
 
+/* Bytes of cache the next decode step reads (window, selected compressed
+ * entries, indexer entries scanned), main layers. */
+double v4c_session_cache_read_bytes(const v4c_session *s);
+/* Bytes the caches hold now (main layers). */
+double v4c_session_cache_bytes(const v4c_session *s);
+
 /* The token ids fed so far (n = v4c_session_pos). */
 const int32_t *v4c_session_tokens(const v4c_session *s);
 
