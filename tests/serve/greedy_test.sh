@@ -24,13 +24,19 @@ same() { # same FILE_A FILE_B WHAT
 
 prompts=("Hello world" "The quick brown fox" "Once upon a time, in a land far away" "1 2 3 4 5")
 for i in "${!prompts[@]}"; do run_text "$tmp/want$i" -p "${prompts[$i]}" -n $N; done
+for i in "${!prompts[@]}"; do
+  node -e 'process.stdout.write(JSON.stringify({prompt: process.argv[1], max_tokens: +process.argv[2], temperature: 0}))' "${prompts[$i]}" $N >"$tmp/body$i.json"
+done
 pids=()
 for i in "${!prompts[@]}"; do # all at once: they are decoded in the same forward passes
-  body=$(node -e 'process.stdout.write(JSON.stringify({prompt: process.argv[1], max_tokens: +process.argv[2], temperature: 0}))' "${prompts[$i]}" $N)
-  curl -s -d "$body" "$BASE/v1/completions" >"$tmp/resp$i.json" &
+  curl -s -d @"$tmp/body$i.json" "$BASE/v1/completions" >"$tmp/resp$i.json" &
   pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p"; done
+# they shared forward passes: alone, each needs N (a prefill and N-1 steps)
+fw=$(curl -s "$BASE/metrics" | sed -n 's/^v4c_forwards_total //p')
+[ "$fw" -lt $((${#prompts[@]} * N)) ] || fail "no batching: $fw forward passes for ${#prompts[@]} concurrent requests of $N tokens"
+echo "ok: ${#prompts[@]} concurrent requests took $fw forward passes (one at a time: $((${#prompts[@]} * N)))"
 for i in "${!prompts[@]}"; do
   jget 'j.choices[0].text' <"$tmp/resp$i.json" >"$tmp/got$i"
   same "$tmp/got$i" "$tmp/want$i" "completion '${prompts[$i]}'"
