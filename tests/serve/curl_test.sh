@@ -72,7 +72,11 @@ want=$(node -e 'const t=process.argv[1]; process.stdout.write(t.slice(0, t.index
 echo "ok: stop string"
 
 # a client that disconnects mid-stream frees its slot
-curl -sN --max-time 1.5 -d '{"prompt": "Tell me a story", "max_tokens": 500, "stream": true}' "$BASE/v1/completions" >"$tmp/cut.txt" || true
+curl -sN -d '{"prompt": "Tell me a story", "max_tokens": 500, "stream": true}' "$BASE/v1/completions" >"$tmp/cut.txt" &
+cut=$!
+for _ in $(seq 1 300); do grep -q '^data: {' "$tmp/cut.txt" && break; sleep 0.02; done
+kill "$cut" # hang up after the first tokens
+wait "$cut" || true
 grep -q '^data: {' "$tmp/cut.txt" || fail "the stream sent nothing before the disconnect"
 for _ in $(seq 1 100); do
   curl -s "$BASE/metrics" >"$tmp/metrics.txt"
@@ -94,6 +98,37 @@ grep -q '^# TYPE v4c_requests_total counter$' "$tmp/metrics.txt" || fail "metric
 [ "$(grep -F 'v4c_request_errors_total{class="4xx"}' "$tmp/metrics.txt" | cut -d' ' -f2)" -ge 15 ] || fail "4xx not counted"
 echo "ok: metrics"
 stop_server "$PID" main
+
+# continuous batching: a short request started after a long one finishes
+# while the long one goes on; a full queue answers 503
+start_server slots --parallel 2 --max-queue 1
+BASE=http://127.0.0.1:$PORT
+metric() { curl -s "$BASE/metrics" | sed -n "s/^$1 //p"; }
+until_metric() { # NAME VALUE: poll until the gauge reads VALUE
+  for _ in $(seq 1 300); do [ "$(metric "$1")" = "$2" ] && return 0; sleep 0.05; done
+  fail "$1 never became $2 (is $(metric "$1"))"
+}
+curl -sN -d '{"prompt": "long", "max_tokens": 3000, "stream": true}' "$BASE/v1/completions" >/dev/null 2>&1 &
+long1=$!
+until_metric v4c_active_sequences 1
+req short POST /v1/completions '{"prompt": "short", "max_tokens": 4}'
+[ "$STATUS" = 200 ] && [ "$(jget j.usage.completion_tokens <"$tmp/short.json")" = 4 ] || fail "short request: $STATUS"
+[ "$(metric v4c_active_sequences)" = 1 ] || fail "the long request should still be running"
+echo "ok: a short request came and went while a long one runs"
+curl -sN -d '{"prompt": "long", "max_tokens": 3000, "stream": true}' "$BASE/v1/completions" >/dev/null 2>&1 &
+long2=$!
+until_metric v4c_active_sequences 2
+curl -s -d '{"prompt": "queued", "max_tokens": 2}' "$BASE/v1/completions" >"$tmp/queued.json" &
+queued=$!
+until_metric v4c_queue_length 1
+expect_error overloaded 503 null overloaded POST /v1/completions '{"prompt": "one too many", "max_tokens": 2}'
+kill "$long1" # its slot goes to the queued request
+wait "$queued"
+[ "$(jget j.usage.completion_tokens <"$tmp/queued.json")" = 2 ] || fail "the queued request: $(cat "$tmp/queued.json")"
+echo "ok: a freed slot goes to the waiting request"
+kill "$long2"
+until_metric v4c_active_sequences 0
+stop_server "$PID" slots
 
 # --api-key: 401 without the right bearer token (not for /health)
 start_server auth --api-key s3cret
