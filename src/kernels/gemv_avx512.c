@@ -69,7 +69,15 @@ INLINE void row_fp8(const uint8_t *w, const double *xs, int cols, int NT, float 
 AVX512 static void rows_fp8(const v4c_matrix *W, int r0, int r1, const float *x, const double *xd, int ldx, int n, float *y, int ldy) {
     (void)x, (void)ldx;
     int cols = W->cols, nb = (cols + 127) / 128;
-    double *xs = aligned_alloc(64, (size_t)TOK * cols * sizeof(double));
+    /* Per-thread scratch, kept between calls: a fresh allocation of this
+     * size per 64-row tile costs page faults that dominate decode. */
+    static __thread double *xs;
+    static __thread size_t xs_len;
+    if (xs_len < (size_t)TOK * cols) {
+        free(xs);
+        xs_len = (size_t)TOK * cols;
+        xs = aligned_alloc(64, xs_len * sizeof(double));
+    }
     for (int j0 = 0; j0 < n; j0 += TOK) {
         int nt = n - j0 < TOK ? n - j0 : TOK, block = -1;
         for (int r = r0; r < r1; r++) {
@@ -91,7 +99,6 @@ AVX512 static void rows_fp8(const v4c_matrix *W, int r0, int r1, const float *x,
             }
         }
     }
-    free(xs);
 }
 
 INLINE void row_fp4(const v4c_matrix *W, int r, const double *xj, int cols, int NT, float *y, int ldy) {
