@@ -1,6 +1,7 @@
 /* server_batch_forward MODEL_DIR: the engine alone, without the server —
  * decode steps of B sequences in one v4c_batch_feed (B = 1, 2, 4, 8), the
- * forward passes `v4c serve` runs. Shows how much batching can give.
+ * forward passes `v4c serve` runs, and the cost of sampling a token. Shows
+ * how much batching can give.
  * Built and run by bench/server_bench.sh. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +46,20 @@ int main(int argc, char **argv) {
         printf("batch %d: %.2f ms per step, %.1f tok/s (%.2fx)\n", B, dt * 1e3, B / dt, B / dt / base);
         for (int i = 0; i < B; i++) v4c_session_free(ss[i]);
     }
+    /* what the scheduler adds per sequence and step: sampling a token */
+    v4c_sampling sp = v4c_sampling_default();
+    sp.temperature = 0.8f;
+    v4c_sampler *smp = v4c_sampler_new(&sp, V);
+    float *probs = malloc((size_t)V * sizeof(float));
+    double t = now();
+    long sum = 0;
+    for (int i = 0; i < 100; i++) {
+        v4c_sampler_probs(smp, logits, probs);
+        sum += v4c_sampler_draw(smp, probs);
+    }
+    printf("sampling at temperature 0.8 (vocab %d): %.2f ms per sequence and step (%ld)\n", V, (now() - t) / 100 * 1e3, sum % 10);
+    v4c_sampler_free(smp);
+    free(probs);
     free(logits);
     v4c_model_free(m);
     return 0;

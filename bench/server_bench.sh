@@ -2,13 +2,13 @@
 # Server load benchmark (not part of ctest): `v4c serve --parallel 8` on a
 # random model with the V4 tokenizer; first ONE streaming client, then 8
 # concurrent streaming clients, each for SECONDS (default 60), sending
-# /v1/completions requests of MAX_TOKENS (default 64) back to back.
+# /v1/completions requests of MAX_TOKENS (default 64, temperature 0.8) back to back.
 # Batching works when the 8 clients' aggregate decode tokens/s is well above
 # the single client's (target: >= 3x). Loopback only.
-# usage: bench/server_bench.sh [SECONDS] [MAX_TOKENS]   (V4C=path: use that binary, no build)
+# usage: bench/server_bench.sh [SECONDS] [MAX_TOKENS] [TEMPERATURE]   (V4C=path: use that binary, no build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-secs=${1:-60} max=${2:-64}
+secs=${1:-60} max=${2:-64} temp=${3:-0.8}
 export OMP_WAIT_POLICY=passive
 if [ -z "${V4C:-}" ]; then
   cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -30,9 +30,9 @@ if [ -f "$lib" ]; then
   gcc -O2 -fopenmp -Iinclude bench/server_batch_forward.c "$lib" $(pkg-config --libs jansson libpcre2-8 libmicrohttpd openblas) -lm -o "$tmp/bf"
   "$tmp/bf" "$tmp/model"
 fi
-one=$(node bench/server_load.js "$port" 1 "$secs" "$max")
+one=$(node bench/server_load.js "$port" 1 "$secs" "$max" "$temp")
 echo "1 client:  $one"
-eight=$(node bench/server_load.js "$port" 8 "$secs" "$max")
+eight=$(node bench/server_load.js "$port" 8 "$secs" "$max" "$temp")
 echo "8 clients: $eight"
 curl -s "http://127.0.0.1:$port/metrics" | grep -E '^v4c_(generations_total|request_errors_total|forwards_total|forward_seconds_total)'
 node -e 'const a=JSON.parse(process.argv[1]), b=JSON.parse(process.argv[2]); console.log(`speed-up: ${(b.tokens_per_s/a.tokens_per_s).toFixed(2)}x (${b.tokens_per_s} vs ${a.tokens_per_s} tok/s); errors: ${a.errors + b.errors}`)' "$one" "$eight"
