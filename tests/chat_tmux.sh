@@ -7,7 +7,7 @@ v4c=$1 tokenizer=$2
 command -v tmux >/dev/null || { echo "tmux is not installed"; exit 1; }
 tmp=$(mktemp -d)
 sock="$tmp/tmux.sock"
-trap 'tmux -S "$sock" kill-server 2>/dev/null || true; rm -rf "$tmp"' EXIT
+trap 'tmux -S "$sock" kill-server 2>/dev/null || true; tmux -S "$tmp/tmux.sock" kill-server 2>/dev/null || true; rm -rf "$tmp"' EXIT
 "$v4c" gen-model --vocab 129280 --tokenizer "$tokenizer" -o "$tmp/model" >/dev/null
 tmux -S "$sock" new-session -d -x 200 -y 50 "'$v4c' chat -m '$tmp/model' -n 6 --seed 7 -v --thinking 2>&1; echo CHAT-EXITED \$?; sleep 30"
 
@@ -43,8 +43,10 @@ echo "$out" | grep -Eq '\[[0-9]+ prompt tokens prefilled \([1-9][0-9]* cached\),
 grep -q 'And of Italy? ' "$tmp/conv.json"
 [ -s "$tmp/conv" ]
 
-# Ctrl-C stops the current answer, not the program.
+# Ctrl-C stops the current answer, not the program. (A fresh tmux server on
+# its own socket: reusing the socket races with the old server's exit.)
 tmux -S "$sock" kill-server 2>/dev/null || true
+sock="$tmp/tmux2.sock"
 tmux -S "$sock" new-session -d -x 200 -y 50 "'$v4c' chat -m '$tmp/model' -n 1000000 --seed 7 -v 2>&1; echo CHAT-EXITED \$?; sleep 30"
 wait_for '^> ' 1
 tmux -S "$sock" send-keys 'Tell me a very long story.' Enter
