@@ -71,8 +71,10 @@ static void check_backend(const kernel_backend *be) {
                 for (int j = 0; j < n; j++) fp8_quant(x + j * cols, cols, 128);
             float *want = calloc((size_t)n * rows, sizeof(float)), *got = calloc((size_t)n * rows, sizeof(float));
             double *xd = matmul_prepare_input(kind, x, cols, n, cols);
-            backend_ref.rows[kind](&m.W, 3, rows, x, xd, cols, n, want, rows);
-            be->rows[kind](&m.W, 3, rows, x, xd, cols, n, got, rows);
+            double *scratch = aligned_alloc(64, ((KERNEL_SCRATCH(cols) * sizeof(double)) + 63) / 64 * 64);
+            backend_ref.rows[kind](&m.W, 3, rows, x, xd, cols, n, want, rows, scratch);
+            be->rows[kind](&m.W, 3, rows, x, xd, cols, n, got, rows, scratch);
+            free(scratch);
             int bad = 0;
             for (int i = 0; i < n * rows; i++) {
                 if (i % rows >= rows - 3) continue; /* rows 3..rows-1 land in the first rows-3 slots */
@@ -95,7 +97,7 @@ static void check_reference(void) {
         float x[256], y[8], row[256];
         for (int i = 0; i < 256; i++) x[i] = frand();
         double *xd = matmul_prepare_input(kind, x, 256, 1, 256);
-        backend_ref.rows[kind](&m.W, 0, 8, x, xd, 256, 1, y, 8);
+        backend_ref.rows[kind](&m.W, 0, 8, x, xd, 256, 1, y, 8, NULL);
         for (int r = 0; r < 8; r++) {
             matrix_row_f32(&m.W, r, row);
             double s = 0;

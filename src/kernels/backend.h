@@ -10,7 +10,11 @@
  * x: [n][ldx] floats. xd: the same values in double, laid out for the
  * kind (see matmul_prepare_input), or NULL for F32/BF16. FP8/FP4 products
  * are accumulated exactly (docs/numerics.md). */
-typedef void (*rows_kernel)(const v4c_matrix *W, int r0, int r1, const float *x, const double *xd, int ldx, int n, float *y, int ldy);
+typedef void (*rows_kernel)(const v4c_matrix *W, int r0, int r1, const float *x, const double *xd, int ldx, int n, float *y, int ldy,
+                            double *scratch);
+
+/* Doubles of per-thread scratch a row kernel may use (KERNEL_SCRATCH(cols)). */
+#define KERNEL_SCRATCH(cols) ((size_t)4 * (cols) + 8)
 
 typedef struct {
     const char *name;

@@ -43,8 +43,8 @@ AVX2 static inline void fma8(__m256 w, const double *xd, size_t ldxd, int nt, in
     }
 }
 
-AVX2 static void rows_fp8(const v4c_matrix *W, int r0, int r1, const float *x, const double *xd, int ldx, int n, float *y, int ldy) {
-    (void)x, (void)ldx;
+AVX2 static void rows_fp8(const v4c_matrix *W, int r0, int r1, const float *x, const double *xd, int ldx, int n, float *y, int ldy, double *scratch) {
+    (void)x, (void)ldx, (void)scratch;
     int cols = W->cols;
     for (int r = r0; r < r1; r++) {
         const uint8_t *w = (const uint8_t *)W->data + (size_t)r * cols;
@@ -65,8 +65,8 @@ AVX2 static void rows_fp8(const v4c_matrix *W, int r0, int r1, const float *x, c
     }
 }
 
-AVX2 static void rows_fp4(const v4c_matrix *W, int r0, int r1, const float *x, const double *xd, int ldx, int n, float *y, int ldy) {
-    (void)x, (void)ldx;
+AVX2 static void rows_fp4(const v4c_matrix *W, int r0, int r1, const float *x, const double *xd, int ldx, int n, float *y, int ldy, double *scratch) {
+    (void)x, (void)ldx, (void)scratch;
     int cols = W->cols;
     for (int r = r0; r < r1; r++) {
         const uint8_t *w = (const uint8_t *)W->data + (size_t)r * (cols / 2);
@@ -92,10 +92,10 @@ AVX2 static void rows_fp4(const v4c_matrix *W, int r0, int r1, const float *x, c
     }
 }
 
-AVX2 static void rows_bf16(const v4c_matrix *W, int r0, int r1, const float *x, const double *xd, int ldx, int n, float *y, int ldy) {
+AVX2 static void rows_bf16(const v4c_matrix *W, int r0, int r1, const float *x, const double *xd, int ldx, int n, float *y, int ldy, double *scratch) {
     int cols = W->cols;
     if (cols % 8) {
-        backend_ref.rows[WK_BF16](W, r0, r1, x, xd, ldx, n, y, ldy);
+        backend_ref.rows[WK_BF16](W, r0, r1, x, xd, ldx, n, y, ldy, scratch);
         return;
     }
     for (int r = r0; r < r1; r++) {
@@ -110,10 +110,10 @@ AVX2 static void rows_bf16(const v4c_matrix *W, int r0, int r1, const float *x, 
     }
 }
 
-AVX2 static void rows_f32(const v4c_matrix *W, int r0, int r1, const float *x, const double *xd, int ldx, int n, float *y, int ldy) {
+AVX2 static void rows_f32(const v4c_matrix *W, int r0, int r1, const float *x, const double *xd, int ldx, int n, float *y, int ldy, double *scratch) {
     int cols = W->cols;
     if (cols % 8) {
-        backend_ref.rows[WK_F32](W, r0, r1, x, xd, ldx, n, y, ldy);
+        backend_ref.rows[WK_F32](W, r0, r1, x, xd, ldx, n, y, ldy, scratch);
         return;
     }
     for (int r = r0; r < r1; r++) {

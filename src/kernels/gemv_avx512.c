@@ -66,18 +66,10 @@ INLINE void row_fp8(const uint8_t *w, const double *xs, int cols, int NT, float 
     for (int t = 0; t < NT; t++) y[(size_t)t * ldy] = (float)acc_sum(acc, t, NT);
 }
 
-AVX512 static void rows_fp8(const v4c_matrix *W, int r0, int r1, const float *x, const double *xd, int ldx, int n, float *y, int ldy) {
+AVX512 static void rows_fp8(const v4c_matrix *W, int r0, int r1, const float *x, const double *xd, int ldx, int n, float *y, int ldy, double *scratch) {
     (void)x, (void)ldx;
     int cols = W->cols, nb = (cols + 127) / 128;
-    /* Per-thread scratch, kept between calls: a fresh allocation of this
-     * size per 64-row tile costs page faults that dominate decode. */
-    static __thread double *xs;
-    static __thread size_t xs_len;
-    if (xs_len < (size_t)TOK * cols) {
-        free(xs);
-        xs_len = (size_t)TOK * cols;
-        xs = aligned_alloc(64, xs_len * sizeof(double));
-    }
+    double *xs = scratch; /* TOK * cols: the inputs times the row block's scales */
     for (int j0 = 0; j0 < n; j0 += TOK) {
         int nt = n - j0 < TOK ? n - j0 : TOK, block = -1;
         for (int r = r0; r < r1; r++) {
@@ -133,8 +125,8 @@ INLINE void row_fp4(const v4c_matrix *W, int r, const double *xj, int cols, int 
     for (int t = 0; t < NT; t++) y[(size_t)t * ldy] = (float)hsum(acc[t]);
 }
 
-AVX512 static void rows_fp4(const v4c_matrix *W, int r0, int r1, const float *x, const double *xd, int ldx, int n, float *y, int ldy) {
-    (void)x, (void)ldx;
+AVX512 static void rows_fp4(const v4c_matrix *W, int r0, int r1, const float *x, const double *xd, int ldx, int n, float *y, int ldy, double *scratch) {
+    (void)x, (void)ldx, (void)scratch;
     int cols = W->cols;
     for (int r = r0; r < r1; r++)
         for (int j0 = 0; j0 < n; j0 += TOK) {
@@ -164,10 +156,10 @@ INLINE void row_plain(const void *wrow, int is_bf16, const double *xj, int cols,
     for (int t = 0; t < NT; t++) y[(size_t)t * ldy] = (float)acc_sum(acc, t, NT);
 }
 
-AVX512 static void rows_plain(const v4c_matrix *W, int r0, int r1, const float *x, const double *xd, int ldx, int n, float *y, int ldy) {
+AVX512 static void rows_plain(const v4c_matrix *W, int r0, int r1, const float *x, const double *xd, int ldx, int n, float *y, int ldy, double *scratch) {
     int cols = W->cols, bf16 = W->kind == WK_BF16;
     if (cols % 16) {
-        backend_ref.rows[W->kind](W, r0, r1, x, xd, ldx, n, y, ldy);
+        backend_ref.rows[W->kind](W, r0, r1, x, xd, ldx, n, y, ldy, scratch);
         return;
     }
     for (int r = r0; r < r1; r++) {

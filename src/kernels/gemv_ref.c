@@ -6,8 +6,8 @@
 #include "kernels/backend.h"
 #include "util/util.h"
 
-static void rows_ref(const v4c_matrix *W, int r0, int r1, const float *x, const double *xd, int ldx, int n, float *y, int ldy) {
-    (void)xd;
+static void rows_ref(const v4c_matrix *W, int r0, int r1, const float *x, const double *xd, int ldx, int n, float *y, int ldy, double *scratch) {
+    (void)xd, (void)scratch;
     int cols = W->cols;
     float *w = xmalloc((size_t)cols * sizeof(float));
     for (int r = r0; r < r1; r++) {

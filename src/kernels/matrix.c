@@ -90,13 +90,20 @@ void matmul(float *y, int ldy, const v4c_matrix *W, int row0, int nrows, const f
     rows_kernel k = be->rows[W->kind];
     double *xd = matmul_prepare_input(W->kind, x, ldx, n, W->cols);
     int tiles = (nrows + ROW_TILE - 1) / ROW_TILE;
+    int parallel = tiles > 1 && (size_t)nrows * W->cols * (n + 1) > 65536;
+    size_t per_thread = KERNEL_SCRATCH(W->cols);
+    /* One scratch allocation per call, a slice per thread: allocating per
+     * tile costs page faults that dominate decode. */
+    double *scratch = xmalloc((parallel ? omp_get_max_threads() : 1) * per_thread * sizeof(double) + 64);
+    double *aligned = (double *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     /* Rows are split across threads; each weight row is read once per call
      * and used for all n inputs. */
-#pragma omp parallel for schedule(static) if (tiles > 1 && (size_t)nrows * W->cols * (n + 1) > 65536)
+#pragma omp parallel for schedule(static) if (parallel)
     for (int t = 0; t < tiles; t++) {
         int r0 = t * ROW_TILE, r1 = r0 + ROW_TILE < nrows ? r0 + ROW_TILE : nrows;
-        k(W, row0 + r0, row0 + r1, x, xd, ldx, n, y + r0, ldy);
+        k(W, row0 + r0, row0 + r1, x, xd, ldx, n, y + r0, ldy, aligned + (size_t)omp_get_thread_num() * per_thread);
     }
+    free(scratch);
     free(xd);
     matmul_prof.seconds[W->op] += omp_get_wtime() - t_start;
     matmul_prof.flops[W->op] += 2.0 * nrows * W->cols * n;
