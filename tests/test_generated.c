@@ -15,16 +15,20 @@
 #include "test_util.h"
 #include "v4c.h"
 
+/* The tiny preset, reshaped to what the golden cases do not cover. */
 static v4c_config base_config(void) {
-    v4c_config c = {
-        .vocab_size = 300, .hidden_size = 128, .n_layers = 5, .n_mtp = 1, .n_heads = 2, .head_dim = 128, .rope_dim = 64,
-        .q_lora_rank = 128, .o_groups = 2, .o_lora_rank = 64, .window = 128, .index_n_heads = 4, .index_head_dim = 64,
-        .index_topk = 6, .n_routed_experts = 6, .n_experts_per_tok = 2, .n_shared_experts = 1, .moe_inter = 128,
-        .n_hash_layers = 3, .route_scale = 1.5f, .swiglu_limit = 10, .hc_mult = 4, .hc_sinkhorn_iters = 20, .hc_eps = 1e-6f,
-        .rope_theta = 10000, .compress_rope_theta = 160000, .yarn_factor = 4, .yarn_orig_max_pos = 64, .yarn_beta_fast = 32,
-        .yarn_beta_slow = 1, .norm_eps = 1e-6f, .max_position_embeddings = 1024, .bos_token_id = 0, .eos_token_id = 1,
-        .compress_ratios = {4, 128, 0, 4, 128, 4},
-    };
+    v4c_config c;
+    model_preset("tiny", &c);
+    c.vocab_size = 300;
+    c.n_layers = 5;
+    c.window = 128;
+    c.index_topk = 6;
+    c.n_routed_experts = 6;
+    c.n_hash_layers = 3;
+    c.yarn_orig_max_pos = 64;
+    c.max_position_embeddings = 1024;
+    int ratios[6] = {4, 128, 0, 4, 128, 4}; /* HCA 128, and an MTP block with CSA */
+    for (int l = 0; l < 6; l++) c.compress_ratios[l] = ratios[l];
     return c;
 }
 
