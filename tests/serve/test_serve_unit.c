@@ -9,18 +9,9 @@
 #include <string.h>
 
 #include "serve/serve.h"
+#include "test_util.h"
 
 #define EOS "<｜end▁of▁sentence｜>"
-static int failures;
-#define CHECK(cond, ...)                                                                                                   \
-    do {                                                                                                                   \
-        if (!(cond)) {                                                                                                     \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                                    \
-            printf(__VA_ARGS__);                                                                                           \
-            printf("\n");                                                                                                  \
-            failures++;                                                                                                    \
-        }                                                                                                                  \
-    } while (0)
 
 /* Split SSE text into its data payloads (JSON objects; "[DONE]" last). */
 static int events(const char *sse, json_t **out, int max, int *done) {
@@ -362,7 +353,5 @@ int main(int argc, char **argv) {
     test_whole_response();
     test_stop_strings();
     test_requests(argv[1]);
-    if (failures) printf("%d failures\n", failures);
-    else printf("serve unit tests: OK\n");
-    return failures != 0;
+    return test_done("test_serve_unit");
 }

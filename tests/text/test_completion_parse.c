@@ -9,21 +9,12 @@
 #include <string.h>
 
 #include "v4c_text.h"
+#include "test_util.h"
 
 #define ASSISTANT "<｜Assistant｜>"
 #define EOS "<｜end▁of▁sentence｜>"
 
-static int failures;
 
-#define CHECK(cond, ...)                                                                                              \
-    do {                                                                                                              \
-        if (!(cond)) {                                                                                                \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                               \
-            printf(__VA_ARGS__);                                                                                      \
-            printf("\n");                                                                                             \
-            failures++;                                                                                               \
-        }                                                                                                             \
-    } while (0)
 
 static char *read_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
@@ -228,6 +219,5 @@ int main(int argc, char **argv) {
     }
     for (int n = 1; n <= 4; n++) golden_case(argv[1], n);
     unit_cases();
-    printf("%s\n", failures ? "FAILED" : "OK");
-    return failures != 0;
+    return test_done("test_completion_parse");
 }

@@ -10,18 +10,9 @@
 
 #include "text/bytelevel.h"
 #include "v4c_text.h"
+#include "test_util.h"
 
-static int failures;
 
-#define CHECK(cond, ...)                                                                                              \
-    do {                                                                                                              \
-        if (!(cond)) {                                                                                                \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                               \
-            printf(__VA_ARGS__);                                                                                      \
-            printf("\n");                                                                                             \
-            failures++;                                                                                               \
-        }                                                                                                             \
-    } while (0)
 
 /* A byte-level tokenizer: the 256 byte tokens (ids 0–255), then `extra`
  * merged tokens with their merges, plus one added token. */
@@ -140,6 +131,5 @@ int main(int argc, char **argv) {
     CHECK(v4c_stream_decoder_push(d, -5, &piece, err) < 0, "negative id accepted");
     v4c_stream_decoder_free(d);
     v4c_tokenizer_free(tok);
-    printf("%s\n", failures ? "FAILED" : "OK");
-    return failures != 0;
+    return test_done("test_tokenizer_errors");
 }
