@@ -62,7 +62,7 @@ static int decode_line(const v4c_tokenizer *tok, json_t *line, text_buf *out, ch
         return -1;
     }
     size_t n = json_array_size(ids_j);
-    int32_t *ids = text_xmalloc((n ? n : 1) * sizeof *ids);
+    int32_t *ids = xmalloc((n ? n : 1) * sizeof *ids);
     for (size_t i = 0; i < n; i++) {
         json_t *id = json_array_get(ids_j, i);
         if (!json_is_integer(id) || json_integer_value(id) < 0 || json_integer_value(id) > INT32_MAX) {

@@ -8,7 +8,7 @@
 static int32_t new_node(added_trie *t, unsigned char byte) {
     if (t->n_nodes == t->cap_nodes) {
         t->cap_nodes = t->cap_nodes ? t->cap_nodes * 2 : 256;
-        t->nodes = text_xrealloc(t->nodes, t->cap_nodes * sizeof *t->nodes);
+        t->nodes = xrealloc(t->nodes, t->cap_nodes * sizeof *t->nodes);
     }
     t->nodes[t->n_nodes] = (struct added_node){-1, -1, -1, byte};
     return (int32_t)t->n_nodes++;

@@ -11,7 +11,7 @@ void bpe_scratch_free(bpe_scratch *s) {
 static void heap_push(bpe_scratch *s, uint64_t key) {
     if (s->n_heap == s->cap_heap) {
         s->cap_heap = s->cap_heap ? s->cap_heap * 2 : 64;
-        s->heap = text_xrealloc(s->heap, s->cap_heap * sizeof *s->heap);
+        s->heap = xrealloc(s->heap, s->cap_heap * sizeof *s->heap);
     }
     size_t i = s->n_heap++;
     while (i > 0) {
@@ -55,7 +55,7 @@ void bpe_encode(const bpe_model *m, bpe_scratch *s, const unsigned char *bytes, 
     }
     if (len > s->cap_symbols) {
         s->cap_symbols = len;
-        s->symbols = text_xrealloc(s->symbols, len * sizeof *s->symbols);
+        s->symbols = xrealloc(s->symbols, len * sizeof *s->symbols);
     }
     struct bpe_symbol *sym = s->symbols;
     for (size_t i = 0; i < len; i++)

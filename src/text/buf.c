@@ -4,41 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void out_of_memory(size_t n) {
-    fprintf(stderr, "v4c: out of memory allocating %zu bytes\n", n);
-    abort();
-}
-
-void *text_xmalloc(size_t n) {
-    void *p = malloc(n ? n : 1);
-    if (!p) out_of_memory(n);
-    return p;
-}
-
-void *text_xrealloc(void *p, size_t n) {
-    void *q = realloc(p, n ? n : 1);
-    if (!q) out_of_memory(n);
-    return q;
-}
-
-void *text_xcalloc(size_t count, size_t size) {
-    void *p = calloc(count ? count : 1, size ? size : 1);
-    if (!p) out_of_memory(count * size);
-    return p;
-}
-
-char *text_xstrndup(const char *s, size_t n) {
-    char *p = text_xmalloc(n + 1);
-    memcpy(p, s, n);
-    p[n] = '\0';
-    return p;
-}
-
 static void buf_reserve(text_buf *b, size_t extra) {
     if (b->len + extra + 1 <= b->cap) return;
     size_t cap = b->cap ? b->cap : 64;
     while (cap < b->len + extra + 1) cap *= 2;
-    b->data = text_xrealloc(b->data, cap);
+    b->data = xrealloc(b->data, cap);
     b->cap = cap;
 }
 
@@ -74,7 +44,7 @@ void text_ids_append(text_ids *v, const int32_t *ids, size_t n) {
     if (v->len + n > v->cap) {
         size_t cap = v->cap ? v->cap : 64;
         while (cap < v->len + n) cap *= 2;
-        v->data = text_xrealloc(v->data, cap * sizeof *v->data);
+        v->data = xrealloc(v->data, cap * sizeof *v->data);
         v->cap = cap;
     }
     if (n) memcpy(v->data + v->len, ids, n * sizeof *ids);

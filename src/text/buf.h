@@ -1,18 +1,13 @@
-/* Growable byte and int32 buffers for the text module.
- *
- * Allocation failure aborts with a message (xalloc): every caller would
- * otherwise need an out-of-memory path it cannot test, and a tokenizer that
- * cannot allocate a few bytes has no useful way to continue. */
+/* Growable byte and int32 buffers for the text module. Allocation goes
+ * through util's xmalloc family, which aborts with a message on failure:
+ * a tokenizer that cannot allocate a few bytes has no useful way on. */
 #ifndef V4C_TEXT_BUF_H
 #define V4C_TEXT_BUF_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-void *text_xmalloc(size_t n);
-void *text_xrealloc(void *p, size_t n);
-void *text_xcalloc(size_t count, size_t size);
-char *text_xstrndup(const char *s, size_t n);
+#include "util/util.h"
 
 typedef struct {
     char *data; /* NUL-terminated once anything was appended */

@@ -83,7 +83,7 @@ static void list_free(chat_list *l) {
 }
 
 static void add_block(chat_msg *m, content_block b) {
-    m->blocks = text_xrealloc(m->blocks, (m->n_blocks + 1) * sizeof *m->blocks);
+    m->blocks = xrealloc(m->blocks, (m->n_blocks + 1) * sizeof *m->blocks);
     m->blocks[m->n_blocks++] = b;
 }
 
@@ -122,7 +122,7 @@ static int append_content(text_buf *out, const json_t *content, size_t index, ch
  * turn with a task starts a new one). */
 static int merge_tool_messages(const json_t *messages, const json_t *top_tools, chat_list *out, char *err) {
     size_t n = json_array_size(messages);
-    out->msgs = text_xcalloc(n ? n : 1, sizeof *out->msgs);
+    out->msgs = xcalloc(n ? n : 1, sizeof *out->msgs);
     out->n = 0;
     for (size_t i = 0; i < n; i++) {
         const json_t *msg = json_array_get(messages, i);
@@ -200,7 +200,7 @@ static void sort_tool_results(chat_list *l) {
         size_t n_results = 0;
         for (size_t k = 0; k < m->n_blocks; k++) n_results += (size_t)m->blocks[k].is_tool_result;
         if (n_results < 2) continue;
-        content_block *sorted = text_xmalloc(n_results * sizeof *sorted);
+        content_block *sorted = xmalloc(n_results * sizeof *sorted);
         size_t n = 0;
         for (size_t k = 0; k < m->n_blocks; k++) {
             if (!m->blocks[k].is_tool_result) continue;

@@ -145,8 +145,8 @@ static char *invoke_name(const char *h, size_t len) {
     while (i < len && strchr(" \t\n\r\f\v", h[i])) i++;
     if (len - i < 6 || memcmp(h + i, "name=\"", 6)) return NULL;
     i += 6;
-    if (len >= i + 4 && !memcmp(h + len - 4, "\">\n\n", 4)) return text_xstrndup(h + i, len - 4 - i);
-    if (len >= i + 3 && !memcmp(h + len - 3, "\">\n", 3)) return text_xstrndup(h + i, len - 3 - i);
+    if (len >= i + 4 && !memcmp(h + len - 4, "\">\n\n", 4)) return xstrndup(h + i, len - 4 - i);
+    if (len >= i + 3 && !memcmp(h + len - 3, "\">\n", 3)) return xstrndup(h + i, len - 3 - i);
     return NULL;
 }
 
@@ -163,10 +163,10 @@ static int parse_parameter(const char *c, size_t len, parameter *p) {
         for (int k = 0; k < 2; k++) {
             size_t kl = strlen(kinds[k]);
             if (i + kl <= end && !memcmp(c + i, kinds[k], kl)) {
-                p->name = text_xstrndup(c + 7, i - 7);
+                p->name = xstrndup(c + 7, i - 7);
                 p->is_string = k == 0;
                 p->value_len = end - (i + kl);
-                p->value = text_xstrndup(c + i + kl, p->value_len);
+                p->value = xstrndup(c + i + kl, p->value_len);
                 return 0;
             }
         }
@@ -213,7 +213,7 @@ static int parse_tool_calls(const char *t, size_t len, size_t pos, v4c_tool_call
                 status = MALFORMED;
                 break;
             }
-            params = text_xrealloc(params, (size_t)(n_params + 1) * sizeof *params);
+            params = xrealloc(params, (size_t)(n_params + 1) * sizeof *params);
             params[n_params++] = param;
             for (int i = 0; i + 1 < n_params; i++)
                 if (!strcmp(params[i].name, param.name)) {
@@ -238,7 +238,7 @@ static int parse_tool_calls(const char *t, size_t len, size_t pos, v4c_tool_call
             free_params(params, n_params);
             return status;
         }
-        *calls = text_xrealloc(*calls, (size_t)(*n_calls + 1) * sizeof **calls);
+        *calls = xrealloc(*calls, (size_t)(*n_calls + 1) * sizeof **calls);
         (*calls)[(*n_calls)++] = (v4c_tool_call){name, arguments_json(params, n_params)};
         free_params(params, n_params);
     }
@@ -263,7 +263,7 @@ static void free_calls(v4c_tool_call *calls, int n) {
 /* ---- the state machine ------------------------------------------------------ */
 
 v4c_completion_parser *v4c_completion_parser_new(v4c_thinking_mode mode) {
-    v4c_completion_parser *p = text_xcalloc(1, sizeof *p);
+    v4c_completion_parser *p = xcalloc(1, sizeof *p);
     p->mode = mode;
     p->state = mode == V4C_MODE_THINKING ? IN_REASONING : IN_CONTENT;
     return p;

@@ -33,7 +33,7 @@ static size_t pow2_at_least(size_t n) {
 void strmap_init(strmap *m, size_t expected) {
     memset(m, 0, sizeof *m);
     m->n_slots = pow2_at_least(expected * 2);
-    m->slots = text_xcalloc(m->n_slots, sizeof *m->slots);
+    m->slots = xcalloc(m->n_slots, sizeof *m->slots);
 }
 
 void strmap_free(strmap *m) {
@@ -57,7 +57,7 @@ static size_t strmap_find(const strmap *m, const void *key, size_t len, uint64_t
 static void strmap_grow(strmap *m) {
     free(m->slots);
     m->n_slots *= 2;
-    m->slots = text_xcalloc(m->n_slots, sizeof *m->slots);
+    m->slots = xcalloc(m->n_slots, sizeof *m->slots);
     size_t mask = m->n_slots - 1;
     for (size_t e = 0; e < m->n_entries; e++) {
         size_t i = (size_t)m->entries[e].hash & mask;
@@ -75,12 +75,12 @@ void strmap_put(strmap *m, const void *key, size_t len, int32_t value) {
     }
     if (m->arena_len + len > m->arena_cap) {
         m->arena_cap = pow2_at_least(m->arena_len + len + 1024);
-        m->arena = text_xrealloc(m->arena, m->arena_cap);
+        m->arena = xrealloc(m->arena, m->arena_cap);
     }
     if (len) memcpy(m->arena + m->arena_len, key, len);
     if (m->n_entries == m->cap_entries) {
         m->cap_entries = m->cap_entries ? m->cap_entries * 2 : 64;
-        m->entries = text_xrealloc(m->entries, m->cap_entries * sizeof *m->entries);
+        m->entries = xrealloc(m->entries, m->cap_entries * sizeof *m->entries);
     }
     m->entries[m->n_entries] = (struct strmap_entry){h, m->arena_len, (uint32_t)len, value};
     m->arena_len += len;
@@ -98,7 +98,7 @@ int strmap_get(const strmap *m, const void *key, size_t len, int32_t *value) {
 void pairmap_init(pairmap *m, size_t expected) {
     m->n_slots = pow2_at_least(expected * 2);
     m->n_used = 0;
-    m->slots = text_xmalloc(m->n_slots * sizeof *m->slots);
+    m->slots = xmalloc(m->n_slots * sizeof *m->slots);
     for (size_t i = 0; i < m->n_slots; i++) m->slots[i].key = UINT64_MAX;
 }
 

@@ -27,7 +27,7 @@ int pretokenizer_add_split(pretokenizer *p, const char *pattern, size_t len, spl
                  (size_t)err_off);
         return -1;
     }
-    p->splits = text_xrealloc(p->splits, (size_t)(p->n_splits + 1) * sizeof *p->splits);
+    p->splits = xrealloc(p->splits, (size_t)(p->n_splits + 1) * sizeof *p->splits);
     p->splits[p->n_splits++] = (struct pretok_split){
         .code = code,
         .jit = pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) == 0,

@@ -14,7 +14,7 @@ struct v4c_stream_decoder {
 };
 
 v4c_stream_decoder *v4c_stream_decoder_new(const v4c_tokenizer *tok) {
-    v4c_stream_decoder *d = text_xcalloc(1, sizeof *d);
+    v4c_stream_decoder *d = xcalloc(1, sizeof *d);
     d->tok = tok;
     return d;
 }

@@ -72,7 +72,7 @@ long v4c_tokenize(const v4c_tokenizer *tok, const char *text, size_t len, int32_
         text_ids_free(&out);
         return -1;
     }
-    *ids = out.data ? out.data : text_xmalloc(sizeof(int32_t));
+    *ids = out.data ? out.data : xmalloc(sizeof(int32_t));
     return (long)out.len;
 }
 

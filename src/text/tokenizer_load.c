@@ -31,7 +31,7 @@ typedef struct {
 static void table_add(token_table *t, int32_t id, const char *bytes, size_t len, int added) {
     if (t->n == t->cap) {
         t->cap = t->cap ? t->cap * 2 : 1024;
-        t->defs = text_xrealloc(t->defs, t->cap * sizeof *t->defs);
+        t->defs = xrealloc(t->defs, t->cap * sizeof *t->defs);
     }
     t->defs[t->n++] = (token_def){id, t->blob.len, (uint32_t)len, added};
     text_buf_append(&t->blob, bytes, len);
@@ -228,9 +228,9 @@ static void build_tables(v4c_tokenizer *tok, token_table *table) {
     for (size_t i = 0; i < table->n; i++)
         if (table->defs[i].id + 1 > n) n = table->defs[i].id + 1;
     tok->n_vocab = n;
-    tok->tok_off = text_xcalloc((size_t)n, sizeof *tok->tok_off);
-    tok->tok_len = text_xmalloc((size_t)n * sizeof *tok->tok_len);
-    tok->is_added = text_xcalloc((size_t)n, 1);
+    tok->tok_off = xcalloc((size_t)n, sizeof *tok->tok_off);
+    tok->tok_len = xmalloc((size_t)n * sizeof *tok->tok_len);
+    tok->is_added = xcalloc((size_t)n, 1);
     for (int32_t i = 0; i < n; i++) tok->tok_len[i] = UINT32_MAX;
     /* Added tokens come last in the table, so their text wins for ids that
      * are in both (BOS/EOS/pad). */
@@ -258,7 +258,7 @@ v4c_tokenizer *v4c_tokenizer_load_json(const json_t *root_c, char *err) {
             snprintf(err, V4C_ERR_LEN, "tokenizer.json: model.%s is not supported", unsupported[i]);
             return NULL;
         }
-    v4c_tokenizer *tok = text_xcalloc(1, sizeof *tok);
+    v4c_tokenizer *tok = xcalloc(1, sizeof *tok);
     pretokenizer_init(&tok->pre);
     token_table table = {0};
     json_t *pre = json_object_get(root, "pre_tokenizer");

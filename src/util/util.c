@@ -43,6 +43,13 @@ void *xcalloc(size_t n, size_t size) { return check(calloc(n ? n : 1, size ? siz
 void *xrealloc(void *p, size_t n) { return check(realloc(p, n ? n : 1), n); }
 char *xstrdup(const char *s) { return check(strdup(s), strlen(s) + 1); }
 
+char *xstrndup(const char *s, size_t n) {
+    char *p = xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = 0;
+    return p;
+}
+
 char *read_file(const char *path, size_t *len, char *err) {
     FILE *f = fopen(path, "rb");
     if (!f) {

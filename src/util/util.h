@@ -18,6 +18,7 @@ void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n); /* n bytes of s, NUL-terminated */
 
 /* Read a whole file into a NUL-terminated buffer. NULL + err on failure. */
 char *read_file(const char *path, size_t *len, char *err);
