@@ -12,11 +12,11 @@
 #include "v4c_text.h"
 
 static char *read_all(FILE *f, size_t *len) {
-    text_buf b = {0};
+    strbuf b = {0};
     char chunk[65536];
     size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) text_buf_append(&b, chunk, n);
-    return text_buf_take(&b, len);
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) strbuf_append(&b, chunk, n);
+    return strbuf_take(&b, len);
 }
 
 static int parse_mode(const char *s, v4c_thinking_mode *mode) {
@@ -35,7 +35,7 @@ static const char tokenize_usage[] =
     "  A bad line (invalid JSON or UTF-8, unknown id) is reported on stderr with its\n"
     "  line number and the exit status is 1 at the end.\n";
 
-static int encode_line(const v4c_tokenizer *tok, json_t *line, text_buf *out, char *err) {
+static int encode_line(const v4c_tokenizer *tok, json_t *line, strbuf *out, char *err) {
     json_t *text = json_object_get(line, "text");
     if (!json_is_string(text)) {
         snprintf(err, V4C_ERR_LEN, "expected {\"text\": \"...\"}");
@@ -44,18 +44,18 @@ static int encode_line(const v4c_tokenizer *tok, json_t *line, text_buf *out, ch
     int32_t *ids;
     long n = v4c_tokenize(tok, json_string_value(text), json_string_length(text), &ids, err);
     if (n < 0) return -1;
-    text_buf_append_str(out, "{\"ids\": [");
+    strbuf_puts(out, "{\"ids\": [");
     for (long i = 0; i < n; i++) {
         char num[16];
         snprintf(num, sizeof num, i ? ", %d" : "%d", (int)ids[i]);
-        text_buf_append_str(out, num);
+        strbuf_puts(out, num);
     }
-    text_buf_append_str(out, "]}\n");
+    strbuf_puts(out, "]}\n");
     free(ids);
     return 0;
 }
 
-static int decode_line(const v4c_tokenizer *tok, json_t *line, text_buf *out, char *err) {
+static int decode_line(const v4c_tokenizer *tok, json_t *line, strbuf *out, char *err) {
     json_t *ids_j = json_object_get(line, "ids");
     if (!json_is_array(ids_j)) {
         snprintf(err, V4C_ERR_LEN, "expected {\"ids\": [...]}");
@@ -77,13 +77,13 @@ static int decode_line(const v4c_tokenizer *tok, json_t *line, text_buf *out, ch
     free(ids);
     if (!bytes) return -1;
     /* Ids may split a character; show stray bytes as U+FFFD like HF. */
-    text_buf text = {0};
+    strbuf text = {0};
     utf8_append_lossy(&text, bytes, len);
     free(bytes);
-    text_buf_append_str(out, "{\"text\": ");
+    strbuf_puts(out, "{\"text\": ");
     json_py_string(out, text.data ? text.data : "", text.len);
-    text_buf_append_str(out, "}\n");
-    text_buf_free(&text);
+    strbuf_puts(out, "}\n");
+    strbuf_free(&text);
     return 0;
 }
 
@@ -115,7 +115,7 @@ int cmd_tokenize(int argc, char **argv) {
     size_t cap = 0;
     ssize_t len;
     long line_no = 0, n_failed = 0;
-    text_buf out = {0};
+    strbuf out = {0};
     while ((len = getline(&line, &cap, stdin)) > 0) {
         line_no++;
         size_t n = (size_t)len;
@@ -137,7 +137,7 @@ int cmd_tokenize(int argc, char **argv) {
         }
     }
     if (out.len) fwrite(out.data, 1, out.len, stdout);
-    text_buf_free(&out);
+    strbuf_free(&out);
     free(line);
     v4c_tokenizer_free(tok);
     if (n_failed) fprintf(stderr, "v4c tokenize: %ld of %ld lines failed\n", n_failed, line_no);

@@ -30,7 +30,7 @@ struct srv_server {
 /* One HTTP request (MHD's per-connection request context). */
 typedef struct {
     srv_endpoint ep;
-    srv_buf body;
+    strbuf body;
     int too_big;
     srv_job *job;
 } request;
@@ -42,7 +42,7 @@ typedef struct {
     struct MHD_Connection *conn;
     srv_job *job;
     srv_stream *st;
-    srv_buf out;
+    strbuf out;
     size_t out_pos, consumed;
     int ended;
 } sse;
@@ -127,7 +127,7 @@ static void sse_free(void *cls) {
     srv_job_cancel(x->job); /* no-op for a finished job; frees the slot of one whose client left */
     srv_job_unref(x->job);
     srv_stream_free(x->st);
-    srv_buf_free(&x->out);
+    strbuf_free(&x->out);
     free(x);
 }
 
@@ -228,7 +228,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     }
     if (*upload_size) {
         if (r->body.len + *upload_size > S->o.max_body) r->too_big = 1;
-        else srv_buf_append(&r->body, upload, *upload_size);
+        else strbuf_append(&r->body, upload, *upload_size);
         *upload_size = 0;
         return MHD_YES;
     }
@@ -275,7 +275,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
         srv_job_cancel(r->job);
         srv_job_unref(r->job);
     }
-    srv_buf_free(&r->body);
+    strbuf_free(&r->body);
     free(r);
     *con_cls = NULL;
 }

@@ -31,7 +31,7 @@ void srv_job_unref(srv_job *j) {
     free(j->prompt);
     for (int i = 0; i < j->n_stop; i++) free(j->stop[i]);
     free(j->model);
-    srv_buf_free(&j->text);
+    strbuf_free(&j->text);
     v4c_stream_decoder_free(j->dec);
     pthread_cond_destroy(&j->cv);
     pthread_mutex_destroy(&j->mu);
@@ -52,7 +52,7 @@ static void wake(srv_job *j) {
 int srv_job_push_text(srv_job *j, const char *text, size_t len) {
     pthread_mutex_lock(&j->mu);
     size_t old = j->text.len;
-    srv_buf_append(&j->text, text, len);
+    strbuf_append(&j->text, text, len);
     int matched = 0;
     size_t hold = 0, cut = j->text.len;
     for (int i = 0; i < j->n_stop; i++) { /* the earliest match wins */

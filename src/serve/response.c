@@ -147,16 +147,16 @@ void srv_stream_free(srv_stream *s) {
     free(s);
 }
 
-static void emit(srv_buf *out, json_t *v) {
+static void emit(strbuf *out, json_t *v) {
     char *t = dump(v);
-    srv_buf_puts(out, "data: ");
-    srv_buf_puts(out, t);
-    srv_buf_puts(out, "\n\n");
+    strbuf_puts(out, "data: ");
+    strbuf_puts(out, t);
+    strbuf_puts(out, "\n\n");
     free(t);
 }
 
 /* One chunk; choice_extra is merged into choices[0] (NULL: no choices). */
-static void chunk(srv_stream *s, json_t *choice, json_t *usage, srv_buf *out) {
+static void chunk(srv_stream *s, json_t *choice, json_t *usage, strbuf *out) {
     json_t *c = json_pack("{s:s,s:s,s:I,s:s}", "id", s->id, "object", s->kind == SRV_CHAT ? "chat.completion.chunk" : "text_completion",
                           "created", (json_int_t)s->created, "model", s->model);
     json_t *choices = json_array();
@@ -171,9 +171,9 @@ static void chunk(srv_stream *s, json_t *choice, json_t *usage, srv_buf *out) {
     emit(out, c);
 }
 
-static void delta(srv_stream *s, json_t *d, srv_buf *out) { chunk(s, json_pack("{s:o}", "delta", d), NULL, out); }
+static void delta(srv_stream *s, json_t *d, strbuf *out) { chunk(s, json_pack("{s:o}", "delta", d), NULL, out); }
 
-static void chat_delta(srv_stream *s, const v4c_completion_delta *d, srv_buf *out) {
+static void chat_delta(srv_stream *s, const v4c_completion_delta *d, strbuf *out) {
     if (d->reasoning_len) delta(s, json_pack("{s:o}", "reasoning_content", jstr(d->reasoning, d->reasoning_len)), out);
     if (d->content_len) delta(s, json_pack("{s:o}", "content", jstr(d->content, d->content_len)), out);
     for (int i = 0; i < d->n_tool_calls; i++) {
@@ -182,7 +182,7 @@ static void chat_delta(srv_stream *s, const v4c_completion_delta *d, srv_buf *ou
     }
 }
 
-static void chat_text(srv_stream *s, const char *text, size_t len, srv_buf *out) {
+static void chat_text(srv_stream *s, const char *text, size_t len, strbuf *out) {
     if (!s->sent_role) {
         s->sent_role = 1;
         delta(s, json_pack("{s:s,s:s}", "role", "assistant", "content", ""), out);
@@ -202,13 +202,13 @@ static void chat_text(srv_stream *s, const char *text, size_t len, srv_buf *out)
     chat_delta(s, &d, out);
 }
 
-void srv_stream_text(srv_stream *s, const char *text, size_t len, srv_buf *out) {
+void srv_stream_text(srv_stream *s, const char *text, size_t len, strbuf *out) {
     if (s->kind == SRV_CHAT) chat_text(s, text, len, out);
     else if (len) chunk(s, json_pack("{s:o}", "text", jstr(text, len)), NULL, out);
 }
 
 void srv_stream_end(srv_stream *s, int eos, const char *eos_text, srv_finish why, const char *errmsg, int prompt_tokens,
-                    int completion_tokens, int cached_tokens, srv_buf *out) {
+                    int completion_tokens, int cached_tokens, strbuf *out) {
     if (s->kind == SRV_CHAT) {
         chat_text(s, NULL, 0, out);
         if (eos && eos_text && !s->parse_failed) {
@@ -221,7 +221,7 @@ void srv_stream_end(srv_stream *s, int eos, const char *eos_text, srv_finish why
         srv_error e = {.status = 500, .type = "server_error"};
         snprintf(e.message, sizeof e.message, "%s", errmsg && *errmsg ? errmsg : "generation failed");
         char *t = srv_error_json(&e);
-        srv_buf_printf(out, "data: %s\n\n", t);
+        strbuf_printf(out, "data: %s\n\n", t);
         free(t);
     } else {
         const char *fin = srv_finish_name(why, s->n_tools > 0);
@@ -230,5 +230,5 @@ void srv_stream_end(srv_stream *s, int eos, const char *eos_text, srv_finish why
         chunk(s, choice, NULL, out);
         if (s->include_usage) chunk(s, NULL, usage_json(prompt_tokens, completion_tokens, cached_tokens), out);
     }
-    srv_buf_puts(out, "data: [DONE]\n\n");
+    strbuf_puts(out, "data: [DONE]\n\n");
 }

@@ -12,17 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/strbuf.h"
 #include "v4c.h"
 
-/* ---- growable byte buffer (buf.c) ------------------------------------------ */
-typedef struct {
-    char *data;
-    size_t len, cap;
-} srv_buf;
-void srv_buf_append(srv_buf *b, const void *p, size_t n);
-void srv_buf_puts(srv_buf *b, const char *s);
-void srv_buf_printf(srv_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void srv_buf_free(srv_buf *b);
+/* Responses are built in a strbuf (util/strbuf.h). */
 
 /* ---- server options (cmd_serve.c fills them) ---------------------------------- */
 typedef struct {
@@ -67,7 +60,7 @@ typedef struct srv_job {
     long created;
     char *model;
     /* the result (under mu) */
-    srv_buf text;          /* decoded completion text, EOS and stop string excluded */
+    strbuf text;          /* decoded completion text, EOS and stop string excluded */
     size_t safe_len;       /* bytes of text that no stop string can still claim */
     int n_generated, n_cached, started, eos;
     srv_finish finish;     /* set once: the job is over */
@@ -163,11 +156,11 @@ srv_stream *srv_stream_new(srv_kind kind, v4c_thinking_mode mode, const char *id
                            int include_usage);
 void srv_stream_free(srv_stream *s);
 /* New completion text (EOS excluded). */
-void srv_stream_text(srv_stream *s, const char *text, size_t len, srv_buf *out);
+void srv_stream_text(srv_stream *s, const char *text, size_t len, strbuf *out);
 /* The end: eos if the model emitted its end-of-sentence token (its text is
  * eos_text), the finish reason, the token counts; then "data: [DONE]". */
 void srv_stream_end(srv_stream *s, int eos, const char *eos_text, srv_finish why, const char *errmsg, int prompt_tokens,
-                    int completion_tokens, int cached_tokens, srv_buf *out);
+                    int completion_tokens, int cached_tokens, strbuf *out);
 
 /* ---- the server (http.c) -------------------------------------------------------- */
 typedef struct srv_server srv_server;

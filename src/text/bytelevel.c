@@ -27,7 +27,7 @@ static int codepoint_byte(unsigned cp) {
     return -1;
 }
 
-int bytelevel_decode(const char *token, size_t len, text_buf *out) {
+int bytelevel_decode(const char *token, size_t len, strbuf *out) {
     const unsigned char *u = (const unsigned char *)token;
     size_t i = 0;
     while (i < len) {
@@ -36,8 +36,8 @@ int bytelevel_decode(const char *token, size_t len, text_buf *out) {
         unsigned cp = u[i];
         if (n == 2) cp = ((u[i] & 0x1Fu) << 6) | (u[i + 1] & 0x3Fu);
         int b = n <= 2 ? codepoint_byte(cp) : -1;
-        if (b >= 0) text_buf_append_char(out, (char)b);
-        else text_buf_append(out, token + i, (size_t)n);
+        if (b >= 0) strbuf_putc(out, (char)b);
+        else strbuf_append(out, token + i, (size_t)n);
         i += (size_t)n;
     }
     return 0;

@@ -13,6 +13,6 @@ unsigned bytelevel_codepoint(unsigned char b);
 /* Appends the raw bytes a vocabulary string stands for. Code points outside
  * the alphabet are copied as their UTF-8 (Hugging Face does the same).
  * Returns 0, or -1 if token is not valid UTF-8. */
-int bytelevel_decode(const char *token, size_t len, text_buf *out);
+int bytelevel_decode(const char *token, size_t len, strbuf *out);
 
 #endif

@@ -92,10 +92,10 @@ static const json_t *non_null(const json_t *v) { return v && !json_is_null(v) ? 
 static const json_t *get(const json_t *obj, const char *key) { return json_object_get((json_t *)obj, key); }
 
 /* Message content: a string, null, or OpenAI content parts of type text. */
-static int append_content(text_buf *out, const json_t *content, size_t index, char *err) {
+static int append_content(strbuf *out, const json_t *content, size_t index, char *err) {
     if (!content || json_is_null(content)) return 0;
     if (json_is_string(content)) {
-        text_buf_append(out, json_string_value(content), json_string_length(content));
+        strbuf_append(out, json_string_value(content), json_string_length(content));
         return 0;
     }
     if (json_is_array(content)) {
@@ -109,7 +109,7 @@ static int append_content(text_buf *out, const json_t *content, size_t index, ch
                          index, i);
                 return -1;
             }
-            text_buf_append(out, json_string_value(text), json_string_length(text));
+            strbuf_append(out, json_string_value(text), json_string_length(text));
         }
         return 0;
     }
@@ -247,54 +247,54 @@ static void drop_thinking(chat_list *l) {
     l->n = kept;
 }
 
-static int render_tools(text_buf *out, const json_t *tools, size_t index, char *err) {
+static int render_tools(strbuf *out, const json_t *tools, size_t index, char *err) {
     if (!json_is_array(tools)) {
         snprintf(err, V4C_ERR_LEN, "messages[%zu]: tools must be a list", index);
         return -1;
     }
-    text_buf_append_str(out, TOOLS_HEAD);
+    strbuf_puts(out, TOOLS_HEAD);
     size_t i;
     json_t *tool;
     json_array_foreach((json_t *)tools, i, tool) {
         const json_t *function = get(tool, "function");
-        if (i) text_buf_append_char(out, '\n');
+        if (i) strbuf_putc(out, '\n');
         json_py_dump(out, function ? function : tool);
     }
-    text_buf_append_str(out, TOOLS_TAIL);
+    strbuf_puts(out, TOOLS_TAIL);
     return 0;
 }
 
 /* The sections a system or developer message carries after its content. */
-static int render_sections(text_buf *out, const chat_msg *m, size_t index, char *err) {
+static int render_sections(strbuf *out, const chat_msg *m, size_t index, char *err) {
     if (json_py_truthy(m->tools)) {
-        text_buf_append_str(out, "\n\n");
+        strbuf_puts(out, "\n\n");
         if (render_tools(out, m->tools, index, err)) return -1;
     }
     const json_t *format = get(m->msg, "response_format");
     if (json_py_truthy(format)) {
-        text_buf_append_str(out, "\n\n");
-        text_buf_append_str(out, RESPONSE_FORMAT_HEAD);
+        strbuf_puts(out, "\n\n");
+        strbuf_puts(out, RESPONSE_FORMAT_HEAD);
         json_py_dump(out, format);
     }
     return 0;
 }
 
-static void render_parameter(text_buf *out, const char *key, const json_t *value) {
-    text_buf_append_str(out, "<" DSML "parameter name=\"");
-    text_buf_append_str(out, key);
+static void render_parameter(strbuf *out, const char *key, const json_t *value) {
+    strbuf_puts(out, "<" DSML "parameter name=\"");
+    strbuf_puts(out, key);
     if (json_is_string(value)) {
-        text_buf_append_str(out, "\" string=\"true\">");
-        text_buf_append(out, json_string_value(value), json_string_length(value));
+        strbuf_puts(out, "\" string=\"true\">");
+        strbuf_append(out, json_string_value(value), json_string_length(value));
     } else {
-        text_buf_append_str(out, "\" string=\"false\">");
+        strbuf_puts(out, "\" string=\"false\">");
         json_py_dump(out, value);
     }
-    text_buf_append_str(out, "</" DSML "parameter>");
+    strbuf_puts(out, "</" DSML "parameter>");
 }
 
 /* Arguments that parse as a JSON object become one parameter per key; any
  * other arguments become a single parameter named "arguments". */
-static void render_arguments(text_buf *out, const json_t *arguments) {
+static void render_arguments(strbuf *out, const json_t *arguments) {
     json_t *parsed = NULL;
     const json_t *object = json_is_object(arguments) ? arguments : NULL;
     if (json_is_string(arguments)) {
@@ -308,7 +308,7 @@ static void render_arguments(text_buf *out, const json_t *arguments) {
         json_t *value;
         int first = 1;
         json_object_foreach((json_t *)object, key, value) {
-            if (!first) text_buf_append_char(out, '\n');
+            if (!first) strbuf_putc(out, '\n');
             first = 0;
             render_parameter(out, key, value);
         }
@@ -318,12 +318,12 @@ static void render_arguments(text_buf *out, const json_t *arguments) {
     json_decref(parsed);
 }
 
-static int render_tool_calls(text_buf *out, const json_t *calls, size_t index, char *err) {
+static int render_tool_calls(strbuf *out, const json_t *calls, size_t index, char *err) {
     if (!json_is_array(calls)) {
         snprintf(err, V4C_ERR_LEN, "messages[%zu]: tool_calls must be a list", index);
         return -1;
     }
-    text_buf_append_str(out, "\n\n<" DSML "tool_calls>\n");
+    strbuf_puts(out, "\n\n<" DSML "tool_calls>\n");
     size_t i;
     json_t *call;
     json_array_foreach((json_t *)calls, i, call) {
@@ -334,41 +334,41 @@ static int render_tool_calls(text_buf *out, const json_t *calls, size_t index, c
                      index, i);
             return -1;
         }
-        if (i) text_buf_append_char(out, '\n');
-        text_buf_append_str(out, "<" DSML "invoke name=\"");
-        text_buf_append_str(out, json_string_value(name));
-        text_buf_append_str(out, "\">\n");
+        if (i) strbuf_putc(out, '\n');
+        strbuf_puts(out, "<" DSML "invoke name=\"");
+        strbuf_puts(out, json_string_value(name));
+        strbuf_puts(out, "\">\n");
         render_arguments(out, arguments);
-        text_buf_append_str(out, "\n</" DSML "invoke>");
+        strbuf_puts(out, "\n</" DSML "invoke>");
     }
-    text_buf_append_str(out, "\n</" DSML "tool_calls>");
+    strbuf_puts(out, "\n</" DSML "tool_calls>");
     return 0;
 }
 
-static int render_user_blocks(text_buf *out, const chat_msg *m, size_t index, char *err) {
+static int render_user_blocks(strbuf *out, const chat_msg *m, size_t index, char *err) {
     for (size_t k = 0; k < m->n_blocks; k++) {
         const content_block *b = &m->blocks[k];
-        if (k) text_buf_append_str(out, "\n\n");
+        if (k) strbuf_puts(out, "\n\n");
         if (!b->is_tool_result) {
             if (append_content(out, b->content, index, err)) return -1;
             continue;
         }
-        text_buf_append_str(out, "<tool_result>");
+        strbuf_puts(out, "<tool_result>");
         if (json_is_array(b->content)) {
             /* Multi-part tool output: text parts joined by a blank line. */
             size_t i;
             json_t *part;
             json_array_foreach((json_t *)b->content, i, part) {
                 const char *type = json_string_value(get(part, "type"));
-                if (i) text_buf_append_str(out, "\n\n");
+                if (i) strbuf_puts(out, "\n\n");
                 if (type && !strcmp(type, "text")) {
                     const json_t *text = get(part, "text");
-                    text_buf_append(out, json_string_value(text) ? json_string_value(text) : "",
+                    strbuf_append(out, json_string_value(text) ? json_string_value(text) : "",
                                     json_string_length(text));
                 } else {
-                    text_buf_append_str(out, "[Unsupported ");
-                    text_buf_append_str(out, type ? type : "None");
-                    text_buf_append_str(out, "]");
+                    strbuf_puts(out, "[Unsupported ");
+                    strbuf_puts(out, type ? type : "None");
+                    strbuf_puts(out, "]");
                 }
             }
         } else if (json_is_string(b->content) || !b->content || json_is_null(b->content)) {
@@ -376,29 +376,29 @@ static int render_user_blocks(text_buf *out, const chat_msg *m, size_t index, ch
         } else {
             json_py_dump(out, b->content);
         }
-        text_buf_append_str(out, "</tool_result>");
+        strbuf_puts(out, "</tool_result>");
     }
     return 0;
 }
 
-static int render_assistant(text_buf *out, const chat_list *l, size_t index, const v4c_chat_options *opt,
+static int render_assistant(strbuf *out, const chat_list *l, size_t index, const v4c_chat_options *opt,
                             int drop, long last_user, char *err) {
     const chat_msg *m = &l->msgs[index];
     int prev_has_task = index > 0 && l->msgs[index - 1].task != NULL;
     if (opt->thinking_mode == V4C_MODE_THINKING && !prev_has_task && (!drop || (long)index > last_user)) {
         if (!m->drop_reasoning && append_content(out, get(m->msg, "reasoning_content"), index, err)) return -1;
-        text_buf_append_str(out, THINK_END);
+        strbuf_puts(out, THINK_END);
     }
     if (append_content(out, get(m->msg, "content"), index, err)) return -1;
     const json_t *calls = get(m->msg, "tool_calls");
     if (json_py_truthy(calls) && render_tool_calls(out, calls, index, err)) return -1;
-    if (!json_py_truthy(get(m->msg, "wo_eos"))) text_buf_append_str(out, EOS_TOKEN);
+    if (!json_py_truthy(get(m->msg, "wo_eos"))) strbuf_puts(out, EOS_TOKEN);
     return 0;
 }
 
 /* What opens the next assistant turn after message `index`, if it is the
  * last message or is followed by an assistant/latest_reminder message. */
-static int render_transition(text_buf *out, const chat_list *l, size_t index, const v4c_chat_options *opt,
+static int render_transition(strbuf *out, const chat_list *l, size_t index, const v4c_chat_options *opt,
                              int drop, long last_user, char *err) {
     const chat_msg *m = &l->msgs[index];
     if (index + 1 < l->n) {
@@ -416,24 +416,24 @@ static int render_transition(text_buf *out, const chat_list *l, size_t index, co
             return -1;
         }
         if (!strcmp(task, "action")) {
-            text_buf_append_str(out, ASSISTANT_TOKEN);
-            text_buf_append_str(out, thinking ? THINK_START : THINK_END);
+            strbuf_puts(out, ASSISTANT_TOKEN);
+            strbuf_puts(out, thinking ? THINK_START : THINK_END);
         }
-        text_buf_append_str(out, token);
+        strbuf_puts(out, token);
         return 0;
     }
     if (strcmp(m->role, "user") && strcmp(m->role, "developer")) return 0;
-    text_buf_append_str(out, ASSISTANT_TOKEN);
+    strbuf_puts(out, ASSISTANT_TOKEN);
     int open_thinking = thinking && (!drop || (long)index >= last_user);
-    text_buf_append_str(out, open_thinking ? THINK_START : THINK_END);
+    strbuf_puts(out, open_thinking ? THINK_START : THINK_END);
     return 0;
 }
 
-static int render_message(text_buf *out, const chat_list *l, size_t index, const v4c_chat_options *opt, int drop,
+static int render_message(strbuf *out, const chat_list *l, size_t index, const v4c_chat_options *opt, int drop,
                           long last_user, char *err) {
     const chat_msg *m = &l->msgs[index];
     if (index == 0 && opt->thinking_mode == V4C_MODE_THINKING && opt->reasoning_effort == V4C_EFFORT_MAX)
-        text_buf_append_str(out, REASONING_EFFORT_MAX);
+        strbuf_puts(out, REASONING_EFFORT_MAX);
     const json_t *content = m->msg ? get(m->msg, "content") : NULL;
     if (!strcmp(m->role, "system")) {
         if (append_content(out, content, index, err) || render_sections(out, m, index, err)) return -1;
@@ -442,13 +442,13 @@ static int render_message(text_buf *out, const chat_list *l, size_t index, const
             snprintf(err, V4C_ERR_LEN, "messages[%zu]: a developer message needs content", index);
             return -1;
         }
-        text_buf_append_str(out, USER_TOKEN);
+        strbuf_puts(out, USER_TOKEN);
         if (append_content(out, content, index, err) || render_sections(out, m, index, err)) return -1;
     } else if (!strcmp(m->role, "user")) {
-        text_buf_append_str(out, USER_TOKEN);
+        strbuf_puts(out, USER_TOKEN);
         if (render_user_blocks(out, m, index, err)) return -1;
     } else if (!strcmp(m->role, "latest_reminder")) {
-        text_buf_append_str(out, LATEST_REMINDER_TOKEN);
+        strbuf_puts(out, LATEST_REMINDER_TOKEN);
         if (append_content(out, content, index, err)) return -1;
     } else if (!strcmp(m->role, "assistant")) {
         if (render_assistant(out, l, index, opt, drop, last_user, err)) return -1;
@@ -487,16 +487,16 @@ char *v4c_chat_encode_json(const json_t *input, const v4c_chat_options *opt, siz
     if (opt->thinking_mode == V4C_MODE_THINKING && drop) drop_thinking(&l);
     long last_user = last_user_index(&l);
 
-    text_buf out = {0};
-    if (opt->add_bos) text_buf_append_str(&out, BOS_TOKEN);
+    strbuf out = {0};
+    if (opt->add_bos) strbuf_puts(&out, BOS_TOKEN);
     for (size_t i = 0; i < l.n; i++)
         if (render_message(&out, &l, i, opt, drop, last_user, err)) {
-            text_buf_free(&out);
+            strbuf_free(&out);
             list_free(&l);
             return NULL;
         }
     list_free(&l);
-    return text_buf_take(&out, len);
+    return strbuf_take(&out, len);
 }
 
 char *v4c_chat_encode(const char *json, size_t json_len, const v4c_chat_options *opt, size_t *len, char *err) {
@@ -519,16 +519,16 @@ static void warn_missing_specials(const v4c_tokenizer *tok, const char *prompt) 
         THINK_START, THINK_END,           DSML,               "<｜action｜>",   "<｜query｜>",
         "<｜authority｜>", "<｜domain｜>", "<｜title｜>",       "<｜read_url｜>",
     };
-    text_buf missing = {0};
+    strbuf missing = {0};
     for (size_t i = 0; i < sizeof specials / sizeof specials[0]; i++)
         if (v4c_tokenizer_token_id(tok, specials[i]) < 0 && strstr(prompt, specials[i])) {
-            text_buf_append_str(&missing, missing.len ? ", " : "");
-            text_buf_append_str(&missing, specials[i]);
+            strbuf_puts(&missing, missing.len ? ", " : "");
+            strbuf_puts(&missing, specials[i]);
         }
     if (missing.len && !atomic_exchange(&((v4c_tokenizer *)tok)->warned_missing_specials, 1))
         fprintf(stderr, "v4c: warning: the tokenizer has no single token for %s; encoding them as text\n",
                 missing.data);
-    text_buf_free(&missing);
+    strbuf_free(&missing);
 }
 
 long v4c_chat_encode_ids(const v4c_tokenizer *tok, const char *json, size_t json_len, const v4c_chat_options *opt,

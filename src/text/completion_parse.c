@@ -24,10 +24,10 @@ typedef enum { IN_REASONING, IN_CONTENT, IN_TOOL_CALLS, AT_END } parse_state;
 struct v4c_completion_parser {
     v4c_thinking_mode mode;
     parse_state state;
-    text_buf text;      /* everything fed so far */
+    strbuf text;      /* everything fed so far */
     size_t scan;        /* start of what is not yet consumed */
     size_t tools_start; /* just after TOOL_CALLS_START */
-    text_buf reasoning, content;
+    strbuf reasoning, content;
     v4c_tool_call *calls;
     int n_calls, n_reported;
     int failed;
@@ -119,17 +119,17 @@ static void free_params(parameter *params, int n) {
 /* The arguments JSON object, as the reference rebuilds it: string values
  * JSON-quoted, the others inserted as written. */
 static char *arguments_json(const parameter *params, int n) {
-    text_buf out = {0};
-    text_buf_append_char(&out, '{');
+    strbuf out = {0};
+    strbuf_putc(&out, '{');
     for (int i = 0; i < n; i++) {
-        if (i) text_buf_append_str(&out, ", ");
+        if (i) strbuf_puts(&out, ", ");
         json_py_string(&out, params[i].name, strlen(params[i].name));
-        text_buf_append_str(&out, ": ");
+        strbuf_puts(&out, ": ");
         if (params[i].is_string) json_py_string(&out, params[i].value, params[i].value_len);
-        else text_buf_append(&out, params[i].value, params[i].value_len);
+        else strbuf_append(&out, params[i].value, params[i].value_len);
     }
-    text_buf_append_char(&out, '}');
-    return text_buf_take(&out, NULL);
+    strbuf_putc(&out, '}');
+    return strbuf_take(&out, NULL);
 }
 
 static int expect_newline(const char *t, size_t from, size_t to, char *err) {
@@ -271,9 +271,9 @@ v4c_completion_parser *v4c_completion_parser_new(v4c_thinking_mode mode) {
 
 void v4c_completion_parser_free(v4c_completion_parser *p) {
     if (!p) return;
-    text_buf_free(&p->text);
-    text_buf_free(&p->reasoning);
-    text_buf_free(&p->content);
+    strbuf_free(&p->text);
+    strbuf_free(&p->reasoning);
+    strbuf_free(&p->content);
     free_calls(p->calls, p->n_calls);
     free(p);
 }
@@ -286,7 +286,7 @@ static int fail(v4c_completion_parser *p) {
 /* Consumes text up to the first marker of the current section (or up to
  * what is safe to release). Returns 1 when the state changed, 0 when more
  * input is needed, -1 on malformed text. */
-static int step_text(v4c_completion_parser *p, const marker *markers, int n, text_buf *section, char *err) {
+static int step_text(v4c_completion_parser *p, const marker *markers, int n, strbuf *section, char *err) {
     const char *t = p->text.data;
     size_t len = p->text.len;
     int which;
@@ -300,7 +300,7 @@ static int step_text(v4c_completion_parser *p, const marker *markers, int n, tex
         return -1;
     }
     size_t stop = which >= 0 ? at : utf8_boundary(t, p->scan, hold);
-    text_buf_append(section, t + p->scan, stop - p->scan);
+    strbuf_append(section, t + p->scan, stop - p->scan);
     p->scan = stop;
     if (which < 0) return 0;
     p->scan = at + strlen(markers[which].text);
@@ -320,7 +320,7 @@ int v4c_completion_parser_feed(v4c_completion_parser *p, const char *text, size_
         snprintf(err, V4C_ERR_LEN, "the completion parser already failed");
         return -1;
     }
-    text_buf_append(&p->text, text, len);
+    strbuf_append(&p->text, text, len);
     size_t r_from = p->reasoning.len, c_from = p->content.len;
     for (;;) {
         int rc = 0;
@@ -374,22 +374,22 @@ int v4c_completion_parser_finish(v4c_completion_parser *p, char *err) {
 }
 
 char *v4c_completion_parser_message(const v4c_completion_parser *p, size_t *len) {
-    text_buf out = {0};
-    text_buf_append_str(&out, "{\"role\": \"assistant\", \"content\": ");
+    strbuf out = {0};
+    strbuf_puts(&out, "{\"role\": \"assistant\", \"content\": ");
     json_py_string(&out, p->content.data ? p->content.data : "", p->content.len);
-    text_buf_append_str(&out, ", \"reasoning_content\": ");
+    strbuf_puts(&out, ", \"reasoning_content\": ");
     json_py_string(&out, p->reasoning.data ? p->reasoning.data : "", p->reasoning.len);
-    text_buf_append_str(&out, ", \"tool_calls\": [");
+    strbuf_puts(&out, ", \"tool_calls\": [");
     for (int i = 0; i < p->n_calls; i++) {
-        if (i) text_buf_append_str(&out, ", ");
-        text_buf_append_str(&out, "{\"type\": \"function\", \"function\": {\"name\": ");
+        if (i) strbuf_puts(&out, ", ");
+        strbuf_puts(&out, "{\"type\": \"function\", \"function\": {\"name\": ");
         json_py_string(&out, p->calls[i].name, strlen(p->calls[i].name));
-        text_buf_append_str(&out, ", \"arguments\": ");
+        strbuf_puts(&out, ", \"arguments\": ");
         json_py_string(&out, p->calls[i].arguments, strlen(p->calls[i].arguments));
-        text_buf_append_str(&out, "}}");
+        strbuf_puts(&out, "}}");
     }
-    text_buf_append_str(&out, "]}");
-    return text_buf_take(&out, len);
+    strbuf_puts(&out, "]}");
+    return strbuf_take(&out, len);
 }
 
 char *v4c_parse_completion(const char *text, size_t len, v4c_thinking_mode mode, size_t *out_len, char *err) {

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-void json_py_string(text_buf *out, const char *s, size_t len) {
+void json_py_string(strbuf *out, const char *s, size_t len) {
     static const char hex[] = "0123456789abcdef";
-    text_buf_append_char(out, '"');
+    strbuf_putc(out, '"');
     size_t run = 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -31,23 +31,23 @@ void json_py_string(text_buf *out, const char *s, size_t len) {
             }
         }
         if (!esc) continue;
-        text_buf_append(out, s + run, i - run);
-        text_buf_append_str(out, esc);
+        strbuf_append(out, s + run, i - run);
+        strbuf_puts(out, esc);
         run = i + 1;
     }
-    text_buf_append(out, s + run, len - run);
-    text_buf_append_char(out, '"');
+    strbuf_append(out, s + run, len - run);
+    strbuf_putc(out, '"');
 }
 
 /* Python's float repr: the shortest digits that read back to the same
  * double, positional for 1e-4 <= |x| < 1e16, else d.ddde±XX. */
-static void py_real(text_buf *out, double x) {
+static void py_real(strbuf *out, double x) {
     if (isnan(x)) {
-        text_buf_append_str(out, "NaN");
+        strbuf_puts(out, "NaN");
         return;
     }
     if (isinf(x)) {
-        text_buf_append_str(out, x < 0 ? "-Infinity" : "Infinity");
+        strbuf_puts(out, x < 0 ? "-Infinity" : "Infinity");
         return;
     }
     char sci[40];
@@ -95,49 +95,49 @@ static void py_real(text_buf *out, double x) {
         }
         snprintf(buf + k, sizeof buf - k, "e%c%02d", exp10 < 0 ? '-' : '+', abs(exp10));
     }
-    text_buf_append_str(out, buf);
+    strbuf_puts(out, buf);
 }
 
-void json_py_dump(text_buf *out, const json_t *v) {
+void json_py_dump(strbuf *out, const json_t *v) {
     json_t *value = (json_t *)v; /* Jansson's iteration macros take non-const */
     switch (json_typeof(value)) {
     case JSON_OBJECT: {
         const char *key;
         json_t *item;
         int first = 1;
-        text_buf_append_char(out, '{');
+        strbuf_putc(out, '{');
         json_object_foreach(value, key, item) {
-            if (!first) text_buf_append_str(out, ", ");
+            if (!first) strbuf_puts(out, ", ");
             first = 0;
             json_py_string(out, key, strlen(key));
-            text_buf_append_str(out, ": ");
+            strbuf_puts(out, ": ");
             json_py_dump(out, item);
         }
-        text_buf_append_char(out, '}');
+        strbuf_putc(out, '}');
         break;
     }
     case JSON_ARRAY: {
         size_t i;
         json_t *item;
-        text_buf_append_char(out, '[');
+        strbuf_putc(out, '[');
         json_array_foreach(value, i, item) {
-            if (i) text_buf_append_str(out, ", ");
+            if (i) strbuf_puts(out, ", ");
             json_py_dump(out, item);
         }
-        text_buf_append_char(out, ']');
+        strbuf_putc(out, ']');
         break;
     }
     case JSON_STRING: json_py_string(out, json_string_value(value), json_string_length(value)); break;
     case JSON_INTEGER: {
         char num[32];
         snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(value));
-        text_buf_append_str(out, num);
+        strbuf_puts(out, num);
         break;
     }
     case JSON_REAL: py_real(out, json_real_value(value)); break;
-    case JSON_TRUE: text_buf_append_str(out, "true"); break;
-    case JSON_FALSE: text_buf_append_str(out, "false"); break;
-    case JSON_NULL: text_buf_append_str(out, "null"); break;
+    case JSON_TRUE: strbuf_puts(out, "true"); break;
+    case JSON_FALSE: strbuf_puts(out, "false"); break;
+    case JSON_NULL: strbuf_puts(out, "null"); break;
     }
 }
 

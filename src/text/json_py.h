@@ -8,8 +8,8 @@
 
 #include "text/buf.h"
 
-void json_py_dump(text_buf *out, const json_t *v);
-void json_py_string(text_buf *out, const char *s, size_t len);
+void json_py_dump(strbuf *out, const json_t *v);
+void json_py_string(strbuf *out, const char *s, size_t len);
 
 /* Python truthiness of a JSON value: null, false, 0, "", [] and {} are false. */
 int json_py_truthy(const json_t *v);

@@ -9,8 +9,8 @@
 
 struct v4c_stream_decoder {
     const v4c_tokenizer *tok;
-    text_buf pending; /* bytes not yet emitted: an incomplete sequence */
-    text_buf out;     /* what the last call returned */
+    strbuf pending; /* bytes not yet emitted: an incomplete sequence */
+    strbuf out;     /* what the last call returned */
 };
 
 v4c_stream_decoder *v4c_stream_decoder_new(const v4c_tokenizer *tok) {
@@ -21,8 +21,8 @@ v4c_stream_decoder *v4c_stream_decoder_new(const v4c_tokenizer *tok) {
 
 void v4c_stream_decoder_free(v4c_stream_decoder *d) {
     if (!d) return;
-    text_buf_free(&d->pending);
-    text_buf_free(&d->out);
+    strbuf_free(&d->pending);
+    strbuf_free(&d->out);
     free(d);
 }
 
@@ -48,13 +48,13 @@ long v4c_stream_decoder_push(v4c_stream_decoder *d, int32_t id, const char **tex
     size_t len;
     const char *bytes = v4c_tokenizer_token_bytes(d->tok, id, &len);
     d->out.len = 0;
-    text_buf_append(&d->out, "", 0);
+    strbuf_append(&d->out, "", 0);
     *text = d->out.data;
     if (!bytes) {
         snprintf(err, V4C_ERR_LEN, "unknown token id %ld", (long)id);
         return -1;
     }
-    text_buf_append(&d->pending, bytes, len);
+    strbuf_append(&d->pending, bytes, len);
     drain(d, 0);
     *text = d->out.data;
     return (long)d->out.len;
@@ -62,7 +62,7 @@ long v4c_stream_decoder_push(v4c_stream_decoder *d, int32_t id, const char **tex
 
 long v4c_stream_decoder_flush(v4c_stream_decoder *d, const char **text) {
     d->out.len = 0;
-    text_buf_append(&d->out, "", 0);
+    strbuf_append(&d->out, "", 0);
     drain(d, 1);
     *text = d->out.data;
     return (long)d->out.len;

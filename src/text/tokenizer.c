@@ -83,18 +83,18 @@ const char *v4c_tokenizer_token_bytes(const v4c_tokenizer *tok, int32_t id, size
 }
 
 char *v4c_detokenize(const v4c_tokenizer *tok, const int32_t *ids, size_t n, size_t *len, char *err) {
-    text_buf out = {0};
+    strbuf out = {0};
     for (size_t i = 0; i < n; i++) {
         size_t piece_len;
         const char *piece = v4c_tokenizer_token_bytes(tok, ids[i], &piece_len);
         if (!piece) {
             snprintf(err, V4C_ERR_LEN, "unknown token id %ld at position %zu", (long)ids[i], i);
-            text_buf_free(&out);
+            strbuf_free(&out);
             return NULL;
         }
-        text_buf_append(&out, piece, piece_len);
+        strbuf_append(&out, piece, piece_len);
     }
-    return text_buf_take(&out, len);
+    return strbuf_take(&out, len);
 }
 
 int32_t v4c_tokenizer_n_vocab(const v4c_tokenizer *tok) { return tok->n_vocab; }

@@ -25,7 +25,7 @@ typedef struct {
 typedef struct {
     token_def *defs;
     size_t n, cap;
-    text_buf blob;
+    strbuf blob;
 } token_table;
 
 static void table_add(token_table *t, int32_t id, const char *bytes, size_t len, int added) {
@@ -34,7 +34,7 @@ static void table_add(token_table *t, int32_t id, const char *bytes, size_t len,
         t->defs = xrealloc(t->defs, t->cap * sizeof *t->defs);
     }
     t->defs[t->n++] = (token_def){id, t->blob.len, (uint32_t)len, added};
-    text_buf_append(&t->blob, bytes, len);
+    strbuf_append(&t->blob, bytes, len);
 }
 
 static int load_vocab(v4c_tokenizer *tok, json_t *vocab, token_table *table, char *err) {
@@ -43,14 +43,14 @@ static int load_vocab(v4c_tokenizer *tok, json_t *vocab, token_table *table, cha
         return -1;
     }
     strmap_init(&tok->ids_by_text, json_object_size(vocab) + 2048);
-    text_buf bytes = {0};
+    strbuf bytes = {0};
     const char *key;
     json_t *value;
     json_object_foreach(vocab, key, value) {
         json_int_t id = json_integer_value(value);
         if (!json_is_integer(value) || id < 0 || id > INT32_MAX - 1) {
             snprintf(err, V4C_ERR_LEN, "tokenizer.json: vocab entry '%.100s' has no valid id", key);
-            text_buf_free(&bytes);
+            strbuf_free(&bytes);
             return -1;
         }
         bytes.len = 0;
@@ -58,7 +58,7 @@ static int load_vocab(v4c_tokenizer *tok, json_t *vocab, token_table *table, cha
         table_add(table, (int32_t)id, bytes.data, bytes.len, 0);
         strmap_put(&tok->ids_by_text, bytes.data, bytes.len, (int32_t)id);
     }
-    text_buf_free(&bytes);
+    strbuf_free(&bytes);
     for (int b = 0; b < 256; b++) {
         char c = (char)b;
         if (!strmap_get(&tok->ids_by_text, &c, 1, &tok->bpe.byte_ids[b])) {
@@ -97,7 +97,7 @@ static int load_merges(v4c_tokenizer *tok, json_t *merges, char *err) {
         return -1;
     }
     pairmap_init(&tok->bpe.merges, json_array_size(merges));
-    text_buf left = {0}, right = {0};
+    strbuf left = {0}, right = {0};
     int rc = 0;
     size_t rank;
     json_t *merge;
@@ -113,10 +113,10 @@ static int load_merges(v4c_tokenizer *tok, json_t *merges, char *err) {
         left.len = right.len = 0;
         bytelevel_decode(a, a_len, &left);
         bytelevel_decode(b, b_len, &right);
-        text_buf_append(&left, "", 0);
+        strbuf_append(&left, "", 0);
         int found = strmap_get(&tok->ids_by_text, left.data, left.len, &a_id) &&
                     strmap_get(&tok->ids_by_text, right.data ? right.data : "", right.len, &b_id);
-        text_buf_append(&left, right.data, right.len);
+        strbuf_append(&left, right.data, right.len);
         if (!found || !strmap_get(&tok->ids_by_text, left.data, left.len, &merged_id)) {
             snprintf(err, V4C_ERR_LEN, "tokenizer.json: merge %zu ('%.60s' + '%.60s') is out of the vocabulary", rank,
                      a, b);
@@ -125,8 +125,8 @@ static int load_merges(v4c_tokenizer *tok, json_t *merges, char *err) {
         }
         pairmap_put(&tok->bpe.merges, a_id, b_id, (int32_t)rank, merged_id);
     }
-    text_buf_free(&left);
-    text_buf_free(&right);
+    strbuf_free(&left);
+    strbuf_free(&right);
     return rc;
 }
 
@@ -201,19 +201,19 @@ static int add_pretokenizer(v4c_tokenizer *tok, json_t *step, char *err) {
                                           err);
         if (json_is_string(literal)) {
             /* \Q…\E quotes the literal; a literal "\E" is spliced around. */
-            text_buf quoted = {0};
+            strbuf quoted = {0};
             const char *s = json_string_value(literal);
-            text_buf_append_str(&quoted, "\\Q");
+            strbuf_puts(&quoted, "\\Q");
             for (size_t i = 0; i < json_string_length(literal); i++) {
                 if (s[i] == '\\' && s[i + 1] == 'E') {
-                    text_buf_append_str(&quoted, "\\E\\\\\\Q");
+                    strbuf_puts(&quoted, "\\E\\\\\\Q");
                     continue;
                 }
-                text_buf_append_char(&quoted, s[i]);
+                strbuf_putc(&quoted, s[i]);
             }
-            text_buf_append_str(&quoted, "\\E");
+            strbuf_puts(&quoted, "\\E");
             int rc = pretokenizer_add_split(&tok->pre, quoted.data, quoted.len, how, invert, err);
-            text_buf_free(&quoted);
+            strbuf_free(&quoted);
             return rc;
         }
         snprintf(err, V4C_ERR_LEN, "tokenizer.json: Split pattern needs Regex or String");
@@ -240,7 +240,7 @@ static void build_tables(v4c_tokenizer *tok, token_table *table) {
         tok->tok_len[d->id] = d->len;
         if (d->added) tok->is_added[d->id] = 1;
     }
-    tok->blob = text_buf_take(&table->blob, NULL);
+    tok->blob = strbuf_take(&table->blob, NULL);
 }
 
 v4c_tokenizer *v4c_tokenizer_load_json(const json_t *root_c, char *err) {
@@ -269,7 +269,7 @@ v4c_tokenizer *v4c_tokenizer_load_json(const json_t *root_c, char *err) {
     if (!rc && pre && !json_is_null(pre)) rc = add_pretokenizer(tok, pre, err);
     if (!rc) build_tables(tok, &table);
     free(table.defs);
-    text_buf_free(&table.blob);
+    strbuf_free(&table.blob);
     if (rc) {
         v4c_tokenizer_free(tok);
         return NULL;

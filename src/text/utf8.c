@@ -40,7 +40,7 @@ size_t utf8_valid_prefix(const char *s, size_t len) {
     return len;
 }
 
-void utf8_append_lossy(text_buf *out, const char *s, size_t len) {
+void utf8_append_lossy(strbuf *out, const char *s, size_t len) {
     const unsigned char *u = (const unsigned char *)s;
     size_t i = 0, run = 0;
     while (i < len) {
@@ -49,8 +49,8 @@ void utf8_append_lossy(text_buf *out, const char *s, size_t len) {
             i += (size_t)n;
             continue;
         }
-        text_buf_append(out, s + run, i - run);
-        text_buf_append(out, "\xEF\xBF\xBD", 3);
+        strbuf_append(out, s + run, i - run);
+        strbuf_append(out, "\xEF\xBF\xBD", 3);
         /* One replacement per maximal valid prefix, as from_utf8_lossy. */
         size_t skip = 1;
         if (n < 0) skip = len - i;
@@ -60,5 +60,5 @@ void utf8_append_lossy(text_buf *out, const char *s, size_t len) {
         i += skip;
         run = i;
     }
-    text_buf_append(out, s + run, len - run);
+    strbuf_append(out, s + run, len - run);
 }

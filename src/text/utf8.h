@@ -16,6 +16,6 @@ size_t utf8_valid_prefix(const char *s, size_t len);
 
 /* Appends s to out with each invalid sequence replaced by U+FFFD, the way
  * Hugging Face decoders render stray bytes. */
-void utf8_append_lossy(text_buf *out, const char *s, size_t len);
+void utf8_append_lossy(strbuf *out, const char *s, size_t len);
 
 #endif

@@ -40,7 +40,7 @@ static int events(const char *sse, json_t **out, int max, int *done) {
 }
 
 /* Feed text in pieces of a few UTF-8 characters, as the stream decoder would. */
-static void feed_pieces(srv_stream *st, const char *text, srv_buf *out) {
+static void feed_pieces(srv_stream *st, const char *text, strbuf *out) {
     size_t len = strlen(text), i = 0;
     while (i < len) {
         size_t j = i, chars = 0;
@@ -65,7 +65,7 @@ static void test_stream_tool_call(void) {
                              "<｜DSML｜parameter name=\"days\" string=\"false\">3</｜DSML｜parameter>\n"
                              "</｜DSML｜invoke>\n</｜DSML｜tool_calls>";
     srv_stream *st = srv_stream_new(SRV_CHAT, V4C_MODE_CHAT, "chatcmpl-x", "m", 123, 1);
-    srv_buf out = {0};
+    strbuf out = {0};
     feed_pieces(st, completion, &out);
     srv_stream_end(st, 1, EOS, SRV_FINISH_STOP, NULL, 10, 40, 4, &out);
     json_t *ev[256];
@@ -74,7 +74,7 @@ static void test_stream_tool_call(void) {
     CHECK(n >= 4, "only %d chunks", n);
     CHECK(!strcmp(json_string_value(json_object_get(ev[0], "object")), "chat.completion.chunk"), "object");
     CHECK(delta_str(ev[0], "role") && !strcmp(delta_str(ev[0], "role"), "assistant"), "first chunk has the role");
-    srv_buf content = {0};
+    strbuf content = {0};
     int n_calls = 0;
     const char *finish = NULL;
     for (int i = 0; i < n; i++) {
@@ -92,7 +92,7 @@ static void test_stream_tool_call(void) {
         json_t *c0 = json_array_get(choices, 0);
         if (json_is_string(json_object_get(c0, "finish_reason"))) finish = json_string_value(json_object_get(c0, "finish_reason"));
         const char *t = delta_str(ev[i], "content");
-        if (t) srv_buf_puts(&content, t);
+        if (t) strbuf_puts(&content, t);
         CHECK(!delta_str(ev[i], "reasoning_content"), "no reasoning in chat mode");
         json_t *calls = json_object_get(json_object_get(c0, "delta"), "tool_calls");
         if (calls) {
@@ -112,24 +112,24 @@ static void test_stream_tool_call(void) {
     CHECK(n_calls == 1, "%d tool calls", n_calls);
     CHECK(finish && !strcmp(finish, "tool_calls"), "finish_reason %s", finish ? finish : "null");
     for (int i = 0; i < n; i++) json_decref(ev[i]);
-    srv_buf_free(&content);
-    srv_buf_free(&out);
+    strbuf_free(&content);
+    strbuf_free(&out);
     srv_stream_free(st);
 }
 
 static void test_stream_thinking(void) {
     srv_stream *st = srv_stream_new(SRV_CHAT, V4C_MODE_THINKING, "c", "m", 1, 0);
-    srv_buf out = {0};
+    strbuf out = {0};
     feed_pieces(st, "Paris is the capital.</think>It is Paris, ünïcode ✓.", &out);
     srv_stream_end(st, 1, EOS, SRV_FINISH_STOP, NULL, 1, 2, 0, &out);
     json_t *ev[256];
     int done, n = events(out.data, ev, 256, &done);
-    srv_buf r = {0}, c = {0};
+    strbuf r = {0}, c = {0};
     const char *finish = NULL;
     for (int i = 0; i < n; i++) {
         const char *t = delta_str(ev[i], "reasoning_content");
-        if (t) srv_buf_puts(&r, t);
-        if ((t = delta_str(ev[i], "content"))) srv_buf_puts(&c, t);
+        if (t) strbuf_puts(&r, t);
+        if ((t = delta_str(ev[i], "content"))) strbuf_puts(&c, t);
         CHECK(json_array_size(json_object_get(ev[i], "choices")) == 1, "no usage chunk without include_usage");
         json_t *f = json_object_get(json_array_get(json_object_get(ev[i], "choices"), 0), "finish_reason");
         if (json_is_string(f)) finish = json_string_value(f);
@@ -139,39 +139,39 @@ static void test_stream_thinking(void) {
     CHECK(c.data && !strcmp(c.data, "It is Paris, ünïcode ✓."), "content '%s'", c.data ? c.data : "");
     CHECK(finish && !strcmp(finish, "stop"), "finish stop");
     for (int i = 0; i < n; i++) json_decref(ev[i]);
-    srv_buf_free(&r);
-    srv_buf_free(&c);
-    srv_buf_free(&out);
+    strbuf_free(&r);
+    strbuf_free(&c);
+    strbuf_free(&out);
     srv_stream_free(st);
 }
 
 static void test_stream_completion(void) {
     srv_stream *st = srv_stream_new(SRV_COMPLETION, V4C_MODE_CHAT, "cmpl-1", "m", 1, 0);
-    srv_buf out = {0};
+    strbuf out = {0};
     feed_pieces(st, "once upon a time", &out);
     srv_stream_end(st, 0, EOS, SRV_FINISH_LENGTH, NULL, 3, 4, 0, &out);
     json_t *ev[64];
     int done, n = events(out.data, ev, 64, &done);
-    srv_buf t = {0};
+    strbuf t = {0};
     for (int i = 0; i < n; i++) {
         json_t *c0 = json_array_get(json_object_get(ev[i], "choices"), 0);
         CHECK(!strcmp(json_string_value(json_object_get(ev[i], "object")), "text_completion"), "object");
-        srv_buf_puts(&t, json_string_value(json_object_get(c0, "text")));
+        strbuf_puts(&t, json_string_value(json_object_get(c0, "text")));
         if (i == n - 1) CHECK(!strcmp(json_string_value(json_object_get(c0, "finish_reason")), "length"), "finish length");
         else CHECK(json_is_null(json_object_get(c0, "finish_reason")), "finish null before the end");
     }
     CHECK(done && t.data && !strcmp(t.data, "once upon a time"), "text '%s'", t.data ? t.data : "");
     for (int i = 0; i < n; i++) json_decref(ev[i]);
-    srv_buf_free(&t);
-    srv_buf_free(&out);
+    strbuf_free(&t);
+    strbuf_free(&out);
     srv_stream_free(st);
 
     /* an error mid-stream is an error event, then [DONE] */
     st = srv_stream_new(SRV_COMPLETION, V4C_MODE_CHAT, "cmpl-2", "m", 1, 1);
-    srv_buf_free(&out);
+    strbuf_free(&out);
     srv_stream_end(st, 0, EOS, SRV_FINISH_ERROR, "boom", 3, 0, 0, &out);
     CHECK(strstr(out.data, "\"error\"") && strstr(out.data, "boom") && strstr(out.data, "data: [DONE]\n\n"), "error event: %s", out.data);
-    srv_buf_free(&out);
+    strbuf_free(&out);
     srv_stream_free(st);
 }
 

@@ -19,16 +19,16 @@
 static json_t *tiny_tokenizer(const char *const *merges, int n_merges) {
     json_t *vocab = json_object();
     for (int b = 0; b < 256; b++) {
-        text_buf s = {0};
+        strbuf s = {0};
         unsigned cp = bytelevel_codepoint((unsigned char)b);
         char utf8[3] = {(char)cp, 0, 0};
         if (cp >= 0x80) {
             utf8[0] = (char)(0xC0 | (cp >> 6));
             utf8[1] = (char)(0x80 | (cp & 0x3F));
         }
-        text_buf_append_str(&s, utf8);
+        strbuf_puts(&s, utf8);
         json_object_set_new(vocab, s.data, json_integer(b));
-        text_buf_free(&s);
+        strbuf_free(&s);
     }
     json_t *merge_list = json_array();
     for (int i = 0; i < n_merges; i++) {
