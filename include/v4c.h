@@ -170,6 +170,9 @@ void v4c_sampler_reset(v4c_sampler *s); /* forget accepted tokens */
 void v4c_sampler_probs(v4c_sampler *s, const float *logits, float *probs);
 /* Draw a token from probs (as made by v4c_sampler_probs). */
 int32_t v4c_sampler_draw(v4c_sampler *s, const float *probs);
+/* The token from probs: its argmax when greedy (no randomness used), else a draw. */
+int32_t v4c_sampler_pick(v4c_sampler *s, const float *probs);
+/* v4c_sampler_probs then v4c_sampler_pick (into the sampler's own buffer). */
 int32_t v4c_sampler_sample(v4c_sampler *s, const float *logits);
 /* A uniform number in [0, 1) from the sampler's generator. */
 double v4c_sampler_uniform(v4c_sampler *s);

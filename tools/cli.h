@@ -7,6 +7,9 @@
 int cmd_info(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 
+/* v4c_model_open, printing the one-line error to stderr on failure. */
+struct v4c_model *cli_open_model(const char *dir);
+
 /* Parse "1,2,3" into a malloc'd array; returns count, or -1 with a message. */
 int cli_parse_ids(const char *s, int32_t **out, const char *what);
 

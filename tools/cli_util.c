@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "cli.h"
+#include "v4c.h"
 
 int cli_parse_ids(const char *s, int32_t **out, const char *what) {
     int n = 0, cap = 64;
@@ -51,4 +52,11 @@ float cli_float(const char *opt, const char *arg, float min, float max) {
         exit(2);
     }
     return v;
+}
+
+v4c_model *cli_open_model(const char *dir) {
+    char err[V4C_ERR_LEN];
+    v4c_model *m = v4c_model_open(dir, err);
+    if (!m) fprintf(stderr, "v4c: %s\n", err);
+    return m;
 }

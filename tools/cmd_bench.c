@@ -54,11 +54,8 @@ int cmd_bench(int argc, char **argv) {
     if (threads) v4c_set_threads(threads);
     threads = v4c_get_threads();
     char err[V4C_ERR_LEN];
-    v4c_model *m = v4c_model_open(dir, err);
-    if (!m) {
-        fprintf(stderr, "v4c: %s\n", err);
-        return 1;
-    }
+    v4c_model *m = cli_open_model(dir);
+    if (!m) return 1;
     const v4c_config *c = v4c_model_config(m);
     if (!json) fprintf(stderr, "measuring the machine (read bandwidth, FMA peak)...\n");
     double bw = machine_read_gbs(threads), fp32 = machine_fma_gflops(threads, 0), bf16 = machine_fma_gflops(threads, 1);

@@ -315,10 +315,7 @@ int cmd_chat(int argc, char **argv) {
     if (!seed_set) sp.seed = (uint64_t)time(NULL);
     char err[V4C_ERR_LEN], path[4096];
     int rc = 1;
-    if (!(c.m = v4c_model_open(dir, err))) {
-        fprintf(stderr, "v4c: %s\n", err);
-        return 1;
-    }
+    if (!(c.m = cli_open_model(dir))) return 1;
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
     if (!(c.tok = v4c_tokenizer_load(path, err))) {
         fprintf(stderr, "v4c: %s\n", err);

@@ -29,12 +29,8 @@ int cmd_info(int argc, char **argv) {
         fprintf(stderr, "v4c info: -m DIR is required\n");
         return 2;
     }
-    char err[V4C_ERR_LEN];
-    v4c_model *m = v4c_model_open(dir, err);
-    if (!m) {
-        fprintf(stderr, "v4c: %s\n", err);
-        return 1;
-    }
+    v4c_model *m = cli_open_model(dir);
+    if (!m) return 1;
     const v4c_config *c = v4c_model_config(m);
     v4c_model_stats st;
     v4c_model_get_stats(m, &st);
@@ -44,7 +40,7 @@ int cmd_info(int argc, char **argv) {
            c->n_heads, c->head_dim, c->rope_dim, c->q_lora_rank, c->o_groups, c->o_lora_rank, c->window);
     printf("layers:");
     for (int l = 0; l < c->n_layers + c->n_mtp; l++)
-        printf(" %s%s%s", l == c->n_layers ? "| mtp " : "", kind_of(c->compress_ratios[l]), c->compress_ratios[l] > 0 ? "" : "");
+        printf(" %s%s", l == c->n_layers ? "| mtp " : "", kind_of(c->compress_ratios[l]));
     printf("\n");
     printf("indexer: %d heads x %d, top-%d\n", c->index_n_heads, c->index_head_dim, c->index_topk);
     printf("moe: %d routed (top-%d, scale %g) + %d shared, width %d, %d hash layer(s)\n", c->n_routed_experts, c->n_experts_per_tok,
@@ -129,10 +125,7 @@ int cmd_logits(int argc, char **argv) {
     }
     v4c_set_threads(threads);
     char err[V4C_ERR_LEN];
-    if (!(m = v4c_model_open(dir, err))) {
-        fprintf(stderr, "v4c: %s\n", err);
-        goto done;
-    }
+    if (!(m = cli_open_model(dir))) goto done;
     v4c_session_params sp = {.use_mtp = mtp_out != NULL};
     if (!(s = v4c_session_new(m, &sp, err))) {
         fprintf(stderr, "v4c: %s\n", err);

@@ -109,10 +109,7 @@ int cmd_run(int argc, char **argv) {
     v4c_session *s = NULL;
     v4c_sampler *smp = NULL;
     printer pr = {0};
-    if (!(m = v4c_model_open(dir, err))) {
-        fprintf(stderr, "v4c: %s\n", err);
-        goto done;
-    }
+    if (!(m = cli_open_model(dir))) goto done;
     const v4c_config *cfg = v4c_model_config(m);
     if (text || !print_ids) {
         snprintf(path, sizeof path, "%s/tokenizer.json", dir);

@@ -92,40 +92,24 @@ AVX2 static void rows_fp4(const v4c_matrix *W, int r0, int r1, const float *x, c
     }
 }
 
-AVX2 static void rows_bf16(const v4c_matrix *W, int r0, int r1, const float *x, const double *xd, int ldx, int n, float *y, int ldy, double *scratch) {
-    int cols = W->cols;
+/* F32 and BF16 rows: no block scales; bf16 widens by a shift. */
+AVX2 static void rows_plain(const v4c_matrix *W, int r0, int r1, const float *x, const double *xd, int ldx, int n, float *y, int ldy, double *scratch) {
+    int cols = W->cols, bf16 = W->kind == WK_BF16;
     if (cols % 8) {
-        backend_ref.rows[WK_BF16](W, r0, r1, x, xd, ldx, n, y, ldy, scratch);
+        backend_ref.rows[W->kind](W, r0, r1, x, xd, ldx, n, y, ldy, scratch);
         return;
     }
     for (int r = r0; r < r1; r++) {
-        const uint16_t *w = (const uint16_t *)W->data + (size_t)r * cols;
+        const char *w = (const char *)W->data + (size_t)r * cols * (bf16 ? 2 : 4);
         for (int j0 = 0; j0 < n; j0 += TOK) {
             int nt = n - j0 < TOK ? n - j0 : TOK;
             __m256d acc[TOK] = {_mm256_setzero_pd(), _mm256_setzero_pd()};
-            for (int k = 0; k < cols; k += 8) fma8(decode_bf16(w + k), xd + (size_t)j0 * cols, cols, nt, k, acc);
+            for (int k = 0; k < cols; k += 8)
+                fma8(bf16 ? decode_bf16((const uint16_t *)w + k) : _mm256_loadu_ps((const float *)w + k), xd + (size_t)j0 * cols, cols, nt, k, acc);
             _Pragma("GCC unroll 4")
             for (int t = 0; t < nt; t++) y[(size_t)(j0 + t) * ldy + (r - r0)] = (float)hsum(acc[t]);
         }
     }
 }
 
-AVX2 static void rows_f32(const v4c_matrix *W, int r0, int r1, const float *x, const double *xd, int ldx, int n, float *y, int ldy, double *scratch) {
-    int cols = W->cols;
-    if (cols % 8) {
-        backend_ref.rows[WK_F32](W, r0, r1, x, xd, ldx, n, y, ldy, scratch);
-        return;
-    }
-    for (int r = r0; r < r1; r++) {
-        const float *w = (const float *)W->data + (size_t)r * cols;
-        for (int j0 = 0; j0 < n; j0 += TOK) {
-            int nt = n - j0 < TOK ? n - j0 : TOK;
-            __m256d acc[TOK] = {_mm256_setzero_pd(), _mm256_setzero_pd()};
-            for (int k = 0; k < cols; k += 8) fma8(_mm256_loadu_ps(w + k), xd + (size_t)j0 * cols, cols, nt, k, acc);
-            _Pragma("GCC unroll 4")
-            for (int t = 0; t < nt; t++) y[(size_t)(j0 + t) * ldy + (r - r0)] = (float)hsum(acc[t]);
-        }
-    }
-}
-
-const kernel_backend backend_avx2 = {"avx2", {rows_f32, rows_bf16, rows_fp8, rows_fp4}};
+const kernel_backend backend_avx2 = {"avx2", {rows_plain, rows_plain, rows_fp8, rows_fp4}};

@@ -29,7 +29,7 @@ typedef struct {
     int overlap;       /* c = 2 when m == 4 */
     v4c_matrix wkv, wgate; /* [c*d, D] */
     const float *ape;  /* [m, c*d] */
-    float *norm;       /* [d] */
+    const float *norm; /* [d] */
 } compressor_weights;
 
 typedef struct {
@@ -50,10 +50,10 @@ typedef struct {
     float *rope_freqs;    /* R/2, owned */
 
     hc_weights hc_attn, hc_ffn;
-    float *attn_norm, *ffn_norm;
+    const float *attn_norm, *ffn_norm;
 
     v4c_matrix wq_a, wq_b, wkv, wo_a, wo_b;
-    float *q_norm, *kv_norm;
+    const float *q_norm, *kv_norm;
     const float *attn_sink;
     compressor_weights comp;
     indexer_weights indexer;
@@ -66,7 +66,7 @@ typedef struct {
 
     /* MTP block only */
     v4c_matrix e_proj, h_proj;
-    float *enorm, *hnorm, *norm;
+    const float *enorm, *hnorm, *norm;
     hc_head_weights hc_head;
 } layer_weights;
 
@@ -76,7 +76,7 @@ struct v4c_model {
     const uint16_t *embed_bf16;  /* [vocab, D], BF16 or F32 */
     const float *embed_f32;
     v4c_matrix head;             /* [vocab, D] */
-    float *norm;                 /* [D] */
+    const float *norm;           /* [D] */
     hc_head_weights hc_head;
     layer_weights *layers;       /* n_layers + n_mtp */
     void **owned;                /* small tensors converted at load */

@@ -83,18 +83,8 @@ static int bind_floats(binder *b, const char *name, const float **out, int ndim,
     return 0;
 }
 
-static int bind_vec(binder *b, const char *name, float **out, int64_t n) {
-    const float *p;
-    if (bind_floats(b, name, &p, 1, n, 0)) return -1;
-    /* Norm weights are always owned copies so callers may treat them alike. */
-    if (p == (const float *)st_find(&b->m->st, name)->data) {
-        float *f = own(b, n);
-        memcpy(f, p, n * sizeof(float));
-        p = f;
-    }
-    *out = (float *)p;
-    return 0;
-}
+/* A 1-D float tensor of n elements (norm weights). */
+static int bind_vec(binder *b, const char *name, const float **out, int64_t n) { return bind_floats(b, name, out, 1, n, 0); }
 
 /* `prefix`.weight with `prefix`.scale for FP8 (e4m3 + e8m0/F32 blocks of
  * 128x128) and FP4 (I8-packed e2m1 pairs + e8m0 per 32 columns). */

@@ -33,24 +33,12 @@ static void emit(decoder *d, int32_t t) {
     if (d->o->interrupt && *d->o->interrupt) d->done = 1;
 }
 
-static int32_t argmax_of(const float *p, int n) {
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (p[i] > p[b]) b = i;
-    return b;
-}
-
-static int32_t pick(decoder *d, const float *logits) {
-    v4c_sampler_probs(d->smp, logits, d->probs);
-    return v4c_sampler_greedy(d->smp) ? argmax_of(d->probs, d->V) : v4c_sampler_draw(d->smp, d->probs);
-}
-
 /* Plain decoding: feed the last token, sample the next. */
 static int decode_plain(decoder *d, float *logits, int32_t t, int max_ctx, char *err) {
     while (!d->done) {
         if (v4c_session_pos(d->s) >= max_ctx) return v4c_fail(err, "the context of %d tokens is full", max_ctx);
         if (v4c_session_feed(d->s, &t, 1, logits, err)) return -1;
-        t = pick(d, logits);
+        t = v4c_sampler_sample(d->smp, logits);
         emit(d, t);
     }
     return 0;
@@ -67,31 +55,31 @@ static int decode_mtp(decoder *d, float *logits, int32_t t0, int max_ctx, char *
         if (v4c_session_pos(d->s) + 2 > max_ctx) { /* no room to verify a draft */
             rc = v4c_session_feed(d->s, &t0, 1, logits, err);
             if (rc) break;
-            t0 = pick(d, logits);
+            t0 = v4c_sampler_sample(d->smp, logits);
             emit(d, t0);
             continue;
         }
         if ((rc = v4c_session_mtp(d->s, t0, q, err))) break;
         v4c_sampler_probs(d->smp, q, d->qprobs);
         int greedy = v4c_sampler_greedy(d->smp);
-        int32_t draft = greedy ? argmax_of(d->qprobs, V) : v4c_sampler_draw(d->smp, d->qprobs);
+        int32_t draft = v4c_sampler_pick(d->smp, d->qprobs);
         int32_t two[2] = {t0, draft};
         if ((rc = v4c_session_feed_all(d->s, two, 2, pair, err))) break;
         d->st->drafted++;
         v4c_sampler_probs(d->smp, pair, d->probs);
         int accept;
-        if (greedy) accept = argmax_of(d->probs, V) == draft;
+        if (greedy) accept = v4c_sampler_pick(d->smp, d->probs) == draft;
         else accept = v4c_sampler_uniform(d->smp) * d->qprobs[draft] < d->probs[draft];
         if (accept) {
             d->st->accepted++;
             emit(d, draft);
             if (d->done) break;
-            t0 = pick(d, pair + V);
+            t0 = v4c_sampler_sample(d->smp, pair + V);
             emit(d, t0);
         } else {
             if ((rc = v4c_session_rollback(d->s, 1, err))) break;
             if (greedy) {
-                t0 = argmax_of(d->probs, V);
+                t0 = v4c_sampler_pick(d->smp, d->probs);
             } else {
                 double z = 0;
                 for (int i = 0; i < V; i++) z += d->probs[i] = fmaxf(d->probs[i] - d->qprobs[i], 0);
@@ -137,7 +125,7 @@ int v4c_generate(v4c_session *s, v4c_sampler *smp, const int32_t *prompt, int n_
     st->prefill_seconds = now() - t;
     t = now();
     if (!rc && o->max_tokens > 0) {
-        int32_t first = pick(&d, logits);
+        int32_t first = v4c_sampler_sample(d.smp, logits);
         emit(&d, first);
         if (o->use_mtp) rc = decode_mtp(&d, logits, first, max_ctx, err);
         else rc = decode_plain(&d, logits, first, max_ctx, err);

@@ -14,6 +14,7 @@ struct v4c_sampler {
     uint8_t *seen;   /* [vocab] tokens of the context, for the penalties */
     int *order;      /* [vocab] scratch for sorting */
     float *scratch;  /* [vocab] */
+    float *probs;    /* [vocab] for v4c_sampler_sample */
 };
 
 v4c_sampling v4c_sampling_default(void) {
@@ -28,6 +29,7 @@ v4c_sampler *v4c_sampler_new(const v4c_sampling *p, int vocab) {
     s->seen = xcalloc(vocab, 1);
     s->order = xmalloc((size_t)vocab * sizeof(int));
     s->scratch = xmalloc((size_t)vocab * sizeof(float));
+    s->probs = xmalloc((size_t)vocab * sizeof(float));
     return s;
 }
 
@@ -36,6 +38,7 @@ void v4c_sampler_free(v4c_sampler *s) {
     free(s->seen);
     free(s->order);
     free(s->scratch);
+    free(s->probs);
     free(s);
 }
 
@@ -124,16 +127,15 @@ int32_t v4c_sampler_draw(v4c_sampler *s, const float *probs) {
     return last; /* rounding left u above the total */
 }
 
+int32_t v4c_sampler_pick(v4c_sampler *s, const float *probs) {
+    if (!v4c_sampler_greedy(s)) return v4c_sampler_draw(s, probs);
+    int best = 0;
+    for (int i = 1; i < s->vocab; i++)
+        if (probs[i] > probs[best]) best = i;
+    return best;
+}
+
 int32_t v4c_sampler_sample(v4c_sampler *s, const float *logits) {
-    float *probs = xmalloc((size_t)s->vocab * sizeof(float));
-    v4c_sampler_probs(s, logits, probs);
-    int32_t t = v4c_sampler_greedy(s) ? 0 : -1;
-    if (t == 0) {
-        for (int i = 0; i < s->vocab; i++)
-            if (probs[i] > 0) t = i;
-    } else {
-        t = v4c_sampler_draw(s, probs);
-    }
-    free(probs);
-    return t;
+    v4c_sampler_probs(s, logits, s->probs);
+    return v4c_sampler_pick(s, s->probs);
 }

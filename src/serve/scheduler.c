@@ -118,13 +118,6 @@ static void admit(srv_sched *S, slot *sl, srv_job *j) {
     pthread_mutex_unlock(&S->met->mu);
 }
 
-static int32_t argmax_of(const float *p, int n) {
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (p[i] > p[b]) b = i;
-    return b;
-}
-
 /* A sampled token: record it, hand its text over, decide whether the job
  * goes on. */
 static void on_token(srv_sched *S, slot *sl, int32_t t) {
@@ -214,7 +207,7 @@ static void step(srv_sched *S) {
         slot *sl = &S->slots[S->which[k]];
         float *probs = S->probs + (size_t)k * S->V;
         v4c_sampler_probs(sl->smp, S->logits + (size_t)k * S->V, probs);
-        S->tokens[k] = v4c_sampler_greedy(sl->smp) ? argmax_of(probs, S->V) : v4c_sampler_draw(sl->smp, probs);
+        S->tokens[k] = v4c_sampler_pick(sl->smp, probs);
     }
     int n_new = 0;
     for (int k = 0; k < n; k++)

@@ -6,19 +6,7 @@
 #include <string.h>
 
 #include "v4c_text.h"
-
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *data = malloc((size_t)n + 1);
-    *len = fread(data, 1, (size_t)n, f);
-    data[*len] = '\0';
-    fclose(f);
-    return data;
-}
+#include "util/util.h"
 
 int main(int argc, char **argv) {
     if (argc != 2) {
@@ -31,7 +19,7 @@ int main(int argc, char **argv) {
         snprintf(in_path, sizeof in_path, "%s/test_input_%d.json", argv[1], i);
         snprintf(out_path, sizeof out_path, "%s/test_output_%d.txt", argv[1], i);
         size_t in_len, want_len, got_len;
-        char *input = read_file(in_path, &in_len), *want = read_file(out_path, &want_len);
+        char *input = read_file(in_path, &in_len, NULL), *want = read_file(out_path, &want_len, NULL);
         if (!input || !want) {
             printf("case %d: cannot read %s or %s\n", i, in_path, out_path);
             return 1;

@@ -10,24 +10,12 @@
 
 #include "v4c_text.h"
 #include "test_util.h"
+#include "util/util.h"
 
 #define ASSISTANT "<｜Assistant｜>"
 #define EOS "<｜end▁of▁sentence｜>"
 
 
-
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *data = malloc((size_t)n + 1);
-    *len = fread(data, 1, (size_t)n, f);
-    data[*len] = '\0';
-    fclose(f);
-    return data;
-}
 
 static const char *str_or_empty(json_t *v) { return json_is_string(v) ? json_string_value(v) : ""; }
 
@@ -103,7 +91,7 @@ static void golden_case(const char *dir, int n) {
     snprintf(path, sizeof path, "%s/test_input_%d.json", dir, n);
     json_t *input = json_load_file(path, 0, NULL);
     snprintf(path, sizeof path, "%s/test_output_%d.txt", dir, n);
-    char *prompt = read_file(path, &len);
+    char *prompt = read_file(path, &len, NULL);
     CHECK(input && prompt, "case %d: cannot read inputs", n);
     if (!input || !prompt) return;
     json_t *messages = json_is_object(input) ? json_object_get(input, "messages") : input;
