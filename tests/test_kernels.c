@@ -1,7 +1,6 @@
 /* Every SIMD backend the CPU supports against the portable kernels, for
  * each weight kind, several input counts (1..9: the 4-input passes and
- * their tails) and row ranges. Sums are exact up to double rounding, so
- * results must agree to within one float ulp. */
+ * their tails) and row ranges, and the fast path's own properties. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,32 +59,48 @@ static owned_matrix make(weight_kind kind, int rows, int cols) {
     return m;
 }
 
-static void check_backend(const kernel_backend *be) {
-    const int rows = 40, cols = 384;
+/* A backend's rows against the portable kernel. Exact backends agree to
+ * one float ulp; the fast one (float32 sums flushed to double) to a float
+ * summation error of sum |w x|, and gives each input the same bits whether
+ * it comes alone or in a batch. */
+static void check_backend(const kernel_backend *be, int exact) {
+    const int rows = 40, cols = 1024; /* two 512-column flushes */
     for (int kind = 0; kind < WK_COUNT; kind++) {
+        if (!be->rows[kind]) continue; /* this kind goes elsewhere (check_dot) */
         owned_matrix m = make(kind, rows, cols);
+        float *alone = calloc(rows, sizeof(float)), *row = malloc(sizeof(float) * cols);
+        float *x = malloc(sizeof(float) * 9 * cols); /* n inputs: the first n of these */
+        for (int i = 0; i < 9 * cols; i++) x[i] = frand();
+        if (kind == WK_FP8 || kind == WK_FP4)
+            for (int j = 0; j < 9; j++) fp8_quant(x + j * cols, cols, 128);
         for (int n = 1; n <= 9; n += 2) {
-            float *x = malloc(sizeof(float) * n * cols);
-            for (int i = 0; i < n * cols; i++) x[i] = frand();
-            if (kind == WK_FP8 || kind == WK_FP4)
-                for (int j = 0; j < n; j++) fp8_quant(x + j * cols, cols, 128);
             float *want = calloc((size_t)n * rows, sizeof(float)), *got = calloc((size_t)n * rows, sizeof(float));
             double *xd = matmul_prepare_input(kind, x, cols, n, cols);
             double *scratch = aligned_alloc(64, ((KERNEL_SCRATCH(cols) * sizeof(double)) + 63) / 64 * 64);
             backend_ref.rows[kind](&m.W, 3, rows, x, xd, cols, n, want, rows, scratch);
             be->rows[kind](&m.W, 3, rows, x, xd, cols, n, got, rows, scratch);
+            if (n == 1) memcpy(alone, got, sizeof(float) * rows);
             free(scratch);
-            int bad = 0;
+            int bad = 0, differ = 0;
             for (int i = 0; i < n * rows; i++) {
-                if (i % rows >= rows - 3) continue; /* rows 3..rows-1 land in the first rows-3 slots */
+                int r = i % rows + 3, j = i / rows;
+                if (r >= rows) continue; /* rows 3..rows-1 land in the first rows-3 slots */
                 float tol = 1.2e-7f * fabsf(want[i]) + 1e-30f;
+                if (!exact) {
+                    matrix_row_f32(&m.W, r, row);
+                    double mag = 0;
+                    for (int k = 0; k < cols; k++) mag += fabs((double)row[k] * x[j * cols + k]);
+                    tol = (float)(0x1p-21 * mag) + 0x1p-24f * fabsf(want[i]);
+                    if (j == 0 && memcmp(&got[i], &alone[i], sizeof(float))) differ++;
+                }
                 if (!(fabsf(got[i] - want[i]) <= tol)) bad++;
             }
             CHECK(bad == 0, "%s, %s, n=%d: %d of %d outputs differ from the portable kernel", be->name, weight_kind_name[kind], n, bad,
                   n * (rows - 3));
-            free(xd), free(want), free(got), free(x);
+            CHECK(differ == 0, "%s, %s, n=%d: %d outputs differ from the same input alone", be->name, weight_kind_name[kind], n, differ);
+            free(xd), free(want), free(got);
         }
-        free(m.data), free(m.scale);
+        free(x), free(alone), free(row), free(m.data), free(m.scale);
     }
 }
 
@@ -108,12 +123,87 @@ static void check_reference(void) {
     }
 }
 
+/* The BF16 dot-product path (FP8/FP4) against the exact kernel: within a
+ * float32 summation error of sum |w x|; bit-identical for one token and for
+ * a batch (the same chain); exact fallbacks when the input is not
+ * bf16-representable or a scale could leave the normal range. */
+static void run_dot(const v4c_matrix *W, const float *x, int n, float *y) {
+    uint16_t *xb = aligned_alloc(64, (size_t)(n + DOT_TOKENS) * W->cols * 2);
+    void *scratch = aligned_alloc(64, (DOT_SCRATCH(W->rows, W->cols) + 63) / 64 * 64);
+    dot_input in = {x, W->cols, n, xb};
+    CHECK(dot_prepare(W->kind, x, W->cols, n, W->cols, xb), "%s: quantized input not accepted", weight_kind_name[W->kind]);
+    dot_rows(W, 0, W->rows, &in, y, W->rows, scratch);
+    free(xb), free(scratch);
+}
+
+static void check_dot(void) {
+    const int rows = 136, n = 9; /* rows: a partial second FP8 row block */
+    const int col_cases[] = {128, 384, 1152}; /* below, between and above the 512-column flush */
+    for (int kind = WK_FP8; kind <= WK_FP4; kind++)
+        for (int ci = 0; ci < 3; ci++) {
+            int cols = col_cases[ci];
+            owned_matrix m = make(kind, rows, cols);
+            m.W.rows = rows;
+            float *x = malloc(sizeof(float) * n * cols), *row = malloc(sizeof(float) * cols);
+            for (int i = 0; i < n * cols; i++) x[i] = frand() * (i % 7 == 0 ? 30.0f : 1.0f);
+            for (int j = 0; j < n; j++) fp8_quant(x + j * cols, cols, 128);
+            float *batch = malloc(sizeof(float) * n * rows), *one = malloc(sizeof(float) * rows);
+            run_dot(&m.W, x, n, batch);
+            int bad = 0, differ = 0;
+            for (int j = 0; j < n; j++) {
+                run_dot(&m.W, x + (size_t)j * cols, 1, one);
+                for (int r = 0; r < rows; r++) {
+                    matrix_row_f32(&m.W, r, row);
+                    double exact = 0, mag = 0;
+                    for (int k = 0; k < cols; k++) exact += (double)row[k] * x[j * cols + k], mag += fabs((double)row[k] * x[j * cols + k]);
+                    float got = batch[j * rows + r];
+                    if (!(fabs(got - exact) <= 0x1p-21 * mag + 0x1p-24 * fabs(exact))) bad++;
+                    if (memcmp(&got, &one[r], sizeof got)) differ++;
+                }
+            }
+            CHECK(bad == 0, "dot %s cols %d: %d outputs beyond float summation error", weight_kind_name[kind], cols, bad);
+            CHECK(differ == 0, "dot %s cols %d: %d outputs differ between one token and a batch", weight_kind_name[kind], cols, differ);
+            /* An input that is not bf16-exact is refused (the caller then runs the exact kernels). */
+            uint16_t *xb = malloc((size_t)(1 + DOT_TOKENS) * cols * 2);
+            x[5] = 1.0f + 0x1p-12f;
+            CHECK(!dot_prepare(kind, x, cols, 1, cols, xb), "dot %s: inexact input accepted", weight_kind_name[kind]);
+            free(xb);
+            free(x), free(row), free(batch), free(one), free(m.data), free(m.scale);
+        }
+    /* Scales far outside the normal range: those rows (FP4) or row blocks
+     * (FP8) are computed exactly. */
+    for (int kind = WK_FP8; kind <= WK_FP4; kind++) {
+        const int cols = 256;
+        owned_matrix m = make(kind, rows, cols);
+        uint8_t *sc = m.scale;
+        size_t nsc = kind == WK_FP8 ? (size_t)((rows + 127) / 128) * (cols / 128) : (size_t)rows * cols / 32;
+        for (size_t i = 0; i < nsc; i += 3) sc[i] = (uint8_t)(i % 2 ? 200 : 50);
+        float x[3 * 256], *row = malloc(sizeof(float) * cols);
+        for (int i = 0; i < 3 * cols; i++) x[i] = frand();
+        for (int j = 0; j < 3; j++) fp8_quant(x + j * cols, cols, 128);
+        float *y1 = malloc(sizeof(float) * 3 * rows);
+        run_dot(&m.W, x, 3, y1);
+        int bad = 0;
+        for (int j = 0; j < 3; j++)
+            for (int r = 0; r < rows; r++) {
+                matrix_row_f32(&m.W, r, row);
+                double exact = 0, mag = 0;
+                for (int k = 0; k < cols; k++) exact += (double)row[k] * x[j * cols + k], mag += fabs((double)row[k] * x[j * cols + k]);
+                if (!(fabs(y1[j * rows + r] - exact) <= 0x1p-21 * mag + 0x1p-24 * fabs(exact))) bad++;
+            }
+        CHECK(bad == 0, "dot %s with extreme scales: %d outputs wrong", weight_kind_name[kind], bad);
+        free(row), free(y1), free(m.data), free(m.scale);
+    }
+}
+
 int main(void) {
     dtype_init_tables();
     check_reference();
-    if (cpu_has_avx2()) check_backend(&backend_avx2);
+    if (dot_supported()) check_backend(&backend_avx512_fast, 0), check_dot();
+    else printf("no AVX-512 BF16/VBMI on this CPU: dot path skipped\n");
+    if (cpu_has_avx2()) check_backend(&backend_avx2, 1);
     else printf("no AVX2 on this CPU: skipped\n");
-    if (cpu_has_avx512()) check_backend(&backend_avx512);
+    if (cpu_has_avx512()) check_backend(&backend_avx512, 1);
     else printf("no AVX-512 on this CPU: skipped\n");
     return test_done("test_kernels");
 }

@@ -16,16 +16,39 @@ typedef void (*rows_kernel)(const v4c_matrix *W, int r0, int r1, const float *x,
 /* Doubles of per-thread scratch a row kernel may use (KERNEL_SCRATCH(cols)). */
 #define KERNEL_SCRATCH(cols) ((size_t)4 * (cols) + 8)
 
+/* The BF16 dot-product path for FP8/FP4 weights (dot_bf16.c): x converted
+ * once per call by dot_prepare into the kernels' column order, n rounded up
+ * to DOT_TOKENS with zero tokens. */
 typedef struct {
+    const float *x;
+    int ldx, n;
+    const uint16_t *xb;
+} dot_input;
+typedef void (*dot_kernel)(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch);
+enum { DOT_TOKENS = 6 };
+/* Bytes of per-thread scratch dot_rows needs for a span of rows. */
+#define DOT_SCRATCH(rows, cols) (((size_t)(rows) + 8) * (cols) * 2 + (size_t)(cols) * 4 + 64)
+
+typedef struct kernel_backend_s {
     const char *name;
     rows_kernel rows[WK_COUNT];
+    dot_kernel dot; /* FP8/FP4 through bf16 dot products, or NULL */
+    const struct kernel_backend_s *exact; /* rows a NULL entry above falls back to */
 } kernel_backend;
 
 extern const kernel_backend backend_ref;
 extern const kernel_backend backend_avx512;
 extern const kernel_backend backend_avx2;
+extern const kernel_backend backend_avx512_fast;
 
-/* The backend in use: V4C_KERNELS=ref|avx2|avx512 overrides detection. */
+int dot_supported(void); /* AVX-512 with BF16 and VBMI */
+/* x as bf16 in the kernels' order, into xb ([round_up(n, DOT_TOKENS)][cols]);
+ * 0 when x is not exactly representable (the exact kernels then run). */
+int dot_prepare(weight_kind kind, const float *x, int ldx, int n, int cols, uint16_t *xb);
+void dot_rows(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch);
+
+/* The backend in use: V4C_KERNELS=ref|avx2|avx512-exact|avx512 overrides
+ * detection (avx512 needs BF16 and VBMI). */
 const kernel_backend *kernel_backend_active(void);
 void kernel_backend_set(const kernel_backend *b);
 int cpu_has_avx512(void);

@@ -25,7 +25,9 @@ const kernel_backend *kernel_backend_active(void) {
     const kernel_backend *b = &backend_ref;
     if (env && !strcmp(env, "ref")) b = &backend_ref;
     else if (env && !strcmp(env, "avx2") && cpu_has_avx2()) b = &backend_avx2;
-    else if ((!env || !strcmp(env, "avx512")) && cpu_has_avx512()) b = &backend_avx512;
+    else if (env && !strcmp(env, "avx512-exact") && cpu_has_avx512()) b = &backend_avx512;
+    else if (dot_supported()) b = &backend_avx512_fast;
+    else if (cpu_has_avx512()) b = &backend_avx512;
     else if (cpu_has_avx2()) b = &backend_avx2;
     active = b; /* benign race: every thread computes the same answer */
     return b;

@@ -1,6 +1,7 @@
 #include "kernels/matrix.h"
 
 #include <omp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -84,26 +85,62 @@ double *matmul_prepare_input(weight_kind kind, const float *x, int ldx, int n, i
 
 enum { ROW_TILE = 64 }; /* divides 128: a tile never straddles an FP8 scale block */
 
+/* Buffers owned by the calling thread and reused across calls: allocating
+ * them per call costs page faults that dominate decode. */
+typedef struct {
+    void *p;
+    size_t size;
+} reuse_buf;
+static pthread_key_t reuse_key;
+static pthread_once_t reuse_once = PTHREAD_ONCE_INIT;
+static void reuse_free(void *v) {
+    reuse_buf *b = v;
+    free(b[0].p), free(b[1].p), free(b);
+}
+static void reuse_init(void) { pthread_key_create(&reuse_key, reuse_free); }
+
+/* 64-byte aligned buffer `which` (0 or 1) of at least size bytes. */
+static void *reuse_get(int which, size_t size) {
+    pthread_once(&reuse_once, reuse_init);
+    reuse_buf *b = pthread_getspecific(reuse_key);
+    if (!b) {
+        b = xcalloc(2, sizeof *b);
+        pthread_setspecific(reuse_key, b);
+    }
+    if (b[which].size < size) {
+        free(b[which].p);
+        size = (size + 4095) & ~(size_t)4095;
+        b[which].p = xaligned(size);
+        b[which].size = size;
+    }
+    return b[which].p;
+}
+
 void matmul(float *y, int ldy, const v4c_matrix *W, int row0, int nrows, const float *x, int ldx, int n) {
     double t_start = omp_get_wtime();
     const kernel_backend *be = kernel_backend_active();
-    rows_kernel k = be->rows[W->kind];
-    double *xd = matmul_prepare_input(W->kind, x, ldx, n, W->cols);
-    int tiles = (nrows + ROW_TILE - 1) / ROW_TILE;
-    int parallel = tiles > 1 && (size_t)nrows * W->cols * (n + 1) > 65536;
-    size_t per_thread = KERNEL_SCRATCH(W->cols);
-    /* One scratch allocation per call, a slice per thread: allocating per
-     * tile costs page faults that dominate decode. */
-    double *scratch = xmalloc((parallel ? omp_get_max_threads() : 1) * per_thread * sizeof(double) + 64);
-    double *aligned = (double *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    int cols = W->cols, tiles = (nrows + ROW_TILE - 1) / ROW_TILE;
+    int parallel = tiles > 1 && (size_t)nrows * cols * (n + 1) > 65536;
+    int threads = parallel ? omp_get_max_threads() : 1;
+    dot_input in = {x, ldx, n, NULL};
+    if (be->dot && matrix_quantizes_input(W) && !W->scale_is_f32 && cols % 64 == 0) {
+        uint16_t *xb = reuse_get(0, (size_t)(n + DOT_TOKENS) * cols * 2);
+        if (dot_prepare(W->kind, x, ldx, n, cols, xb)) in.xb = xb;
+    }
+    size_t per_thread = in.xb ? DOT_SCRATCH(ROW_TILE, cols) : KERNEL_SCRATCH(cols) * sizeof(double);
+    per_thread = (per_thread + 63) & ~(size_t)63;
+    char *scratch = reuse_get(1, threads * per_thread);
+    double *xd = in.xb ? NULL : matmul_prepare_input(W->kind, x, ldx, n, cols);
+    rows_kernel k = be->rows[W->kind] ? be->rows[W->kind] : be->exact->rows[W->kind];
     /* Rows are split across threads; each weight row is read once per call
      * and used for all n inputs. */
 #pragma omp parallel for schedule(static) if (parallel)
     for (int t = 0; t < tiles; t++) {
         int r0 = t * ROW_TILE, r1 = r0 + ROW_TILE < nrows ? r0 + ROW_TILE : nrows;
-        k(W, row0 + r0, row0 + r1, x, xd, ldx, n, y + r0, ldy, aligned + (size_t)omp_get_thread_num() * per_thread);
+        void *mine = scratch + (size_t)omp_get_thread_num() * per_thread;
+        if (in.xb) be->dot(W, row0 + r0, row0 + r1, &in, y + r0, ldy, mine);
+        else k(W, row0 + r0, row0 + r1, x, xd, ldx, n, y + r0, ldy, mine);
     }
-    free(scratch);
     free(xd);
     matmul_prof.seconds[W->op] += omp_get_wtime() - t_start;
     matmul_prof.flops[W->op] += 2.0 * nrows * W->cols * n;

@@ -41,6 +41,7 @@ static void *check(void *p, size_t n) {
 void *xmalloc(size_t n) { return check(malloc(n ? n : 1), n); }
 void *xcalloc(size_t n, size_t size) { return check(calloc(n ? n : 1, size ? size : 1), n * size); }
 void *xrealloc(void *p, size_t n) { return check(realloc(p, n ? n : 1), n); }
+void *xaligned(size_t n) { return check(aligned_alloc(64, (n + 63) / 64 * 64 + 64 * !n), n); }
 char *xstrdup(const char *s) { return check(strdup(s), strlen(s) + 1); }
 
 char *xstrndup(const char *s, size_t n) {

@@ -16,6 +16,7 @@ void v4c_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 /* Allocation that aborts on out-of-memory: a broken invariant, not input. */
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
+void *xaligned(size_t n); /* 64-byte aligned, free() it */
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n); /* n bytes of s, NUL-terminated */
