@@ -265,7 +265,7 @@ DOT static void decode_panel(const v4c_matrix *W, int r, int nr, uint16_t *P) {
             const uint8_t *w = (const uint8_t *)W->data + (size_t)(r + i) * cols;
             const uint8_t *sc = (const uint8_t *)W->scale + (size_t)((r + i) / 128) * ((cols + 127) / 128);
             for (int g = 0; g < steps; g++) {
-                __m512i w0, w1, e7 = _mm512_set1_epi16((short)((sc[g / 2] - 127) << 7));
+                __m512i w0, w1, e7 = _mm512_set1_epi16((short)((sc[g / 2] - 127) * 128));
                 fp8_decode(&T, w + 64 * g, &w0, &w1);
                 _mm512_storeu_si512(o + 64 * g, bf16_scale(w0, e7));
                 _mm512_storeu_si512(o + 64 * g + 32, bf16_scale(w1, e7));
@@ -370,7 +370,7 @@ DOT static void rows_span(const v4c_matrix *W, int r0, int r1, const dot_input *
             uint16_t *s = scratch;
             const uint8_t *sc = (const uint8_t *)W->scale + (size_t)(r0 / 128) * ((cols + 127) / 128);
             for (int g = 0; g < cols / 64; g++) {
-                __m512i e7 = _mm512_set1_epi16((short)((sc[g / 2] - 127) << 7));
+                __m512i e7 = _mm512_set1_epi16((short)((sc[g / 2] - 127) * 128));
                 for (int h = 0; h < 2; h++)
                     _mm512_storeu_si512(s + 64 * g + 32 * h, bf16_scale(_mm512_loadu_si512(in->xb + 64 * g + 32 * h), e7));
             }
