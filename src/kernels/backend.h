@@ -13,8 +13,9 @@
 typedef void (*rows_kernel)(const v4c_matrix *W, int r0, int r1, const float *x, const double *xd, int ldx, int n, float *y, int ldy,
                             double *scratch);
 
-/* Doubles of per-thread scratch a row kernel may use (KERNEL_SCRATCH(cols)). */
-#define KERNEL_SCRATCH(cols) ((size_t)4 * (cols) + 8)
+/* Doubles of per-thread scratch a row kernel may use (KERNEL_SCRATCH(cols)):
+ * the fast float kernels keep a 16-row float panel there. */
+#define KERNEL_SCRATCH(cols) ((size_t)8 * (cols) + 64)
 
 /* The BF16 dot-product path for FP8/FP4 weights (dot_bf16.c): x converted
  * once per call by dot_prepare into the kernels' column order, n rounded up

@@ -39,12 +39,13 @@
 enum {
     FLUSH_CHUNKS = 16, /* 512 columns: 32 products per float lane */
     MR = 4,            /* rows per micro-tile (panel rows padded to it) */
+    VR = 8,            /* FP4 rows decoded together for one token (FP8: 4; more streams help FP4, registers limit FP8) */
     MT = DOT_TOKENS,   /* tokens per micro-tile */
     EXP_LIMIT = 40,    /* |log2| of scales and inputs kept far from the float range ends */
 };
 
 static uint8_t fp8_hi[128], fp8_lo[128]; /* bf16 bytes of e4m3 magnitude codes */
-static uint16_t fp4_words[32];           /* bf16 of e2m1 codes, twice */
+static uint16_t fp4_scaled[256][16];     /* bf16 of e2m1 code x 2^(s - 127), per e8m0 byte s */
 
 static uint16_t f32_to_bf16_exact(float f) {
     uint32_t u;
@@ -63,7 +64,8 @@ static void init_tables(void) {
         uint16_t b = f32_to_bf16_exact(e4m3_magnitude(m));
         fp8_hi[m] = (uint8_t)(b >> 8), fp8_lo[m] = (uint8_t)b;
     }
-    for (int i = 0; i < 32; i++) fp4_words[i] = f32_to_bf16_exact(e2m1_table[i & 15]);
+    for (int s = 127 - EXP_LIMIT; s <= 127 + EXP_LIMIT; s++) /* other scales take the exact kernels */
+        for (int i = 0; i < 16; i++) fp4_scaled[s][i] = f32_to_bf16_exact(ldexpf(e2m1_table[i], s - 127));
 }
 
 int dot_supported(void) {
@@ -137,10 +139,9 @@ INLINE __m512i bf16_scale(__m512i v, __m512i e7) {
     return _mm512_mask_add_epi16(v, nz, v, e7);
 }
 
-/* FP4 row state: the exponents of its 32-column groups as words << 7. */
+/* FP4 row: packed codes and one e8m0 scale per 32 columns. */
 typedef struct {
     const uint8_t *codes, *scales;
-    __m512i E; /* groups 32q .. 32q+31 of the current q */
 } fp4_row;
 
 /* Whether every scale exponent of the row is within EXP_LIMIT. */
@@ -155,18 +156,11 @@ INLINE int fp4_row_ok(const uint8_t *scales, int groups) {
     return 1;
 }
 
-INLINE void fp4_decode(fp4_row *R, int g, int groups, __m512i base, __m512i *w0, __m512i *w1) {
-    int q = g / 16; /* a step covers groups 2g, 2g+1; E holds 32 groups */
-    if (g % 16 == 0) {
-        int left = groups - 32 * q;
-        __mmask32 m = left >= 32 ? 0xFFFFFFFFu : (1u << left) - 1;
-        __m512i e = _mm512_sub_epi16(_mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(m, R->scales + 32 * q)), _mm512_set1_epi16(127));
-        R->E = _mm512_slli_epi16(e, 7);
-    }
-    /* words 0-15 take group 2g's exponent, 16-31 group 2g+1's */
-    __m512i pick = _mm512_add_epi16(_mm512_set1_epi16((short)(2 * (g % 16))),
-                                    _mm512_set_epi64(0x0001000100010001LL, 0x0001000100010001LL, 0x0001000100010001LL, 0x0001000100010001LL, 0, 0, 0, 0));
-    __m512i table = _mm512_mask_add_epi16(base, 0xFEFEFEFEu, base, _mm512_permutexvar_epi16(pick, R->E));
+/* The vpermw table of a step: words 0-15 the scaled codes of group 2g,
+ * 16-31 those of group 2g+1 (two loads from fp4_scaled). */
+INLINE void fp4_decode(const fp4_row *R, int g, __m512i *w0, __m512i *w1) {
+    __m512i table = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)fp4_scaled[R->scales[2 * g]])),
+                                       _mm256_loadu_si256((const __m256i *)fp4_scaled[R->scales[2 * g + 1]]), 1);
     __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(R->codes + 32 * g)));
     __m512i half = _mm512_set_epi64(0x0010001000100010LL, 0x0010001000100010LL, 0x0010001000100010LL, 0x0010001000100010LL, 0, 0, 0, 0);
     __m512i lo = _mm512_ternarylogic_epi32(v, _mm512_set1_epi16(15), half, 0xEA); /* (v & 15) | half */
@@ -191,42 +185,40 @@ INLINE float finish(__m512d lo, __m512d hi) { return (float)_mm512_reduce_add_pd
  * the FP8 block scales already folded in (FP4: plain x). */
 INLINE void gemv_rows(const v4c_matrix *W, int r, int NR, const uint16_t *xs, float *y) {
     int cols = W->cols, steps = cols / 64, groups = cols / 32;
-    __m512 acc[MR];
-    __m512d lo[MR], hi[MR];
-    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) acc[i] = _mm512_setzero_ps(), lo[i] = hi[i] = _mm512_setzero_pd();
+    __m512 acc[VR];
+    __m512d lo[VR], hi[VR];
+    _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) acc[i] = _mm512_setzero_ps(), lo[i] = hi[i] = _mm512_setzero_pd();
     if (W->kind == WK_FP8) {
         fp8_tables T = fp8_tables_load();
         const uint8_t *w = (const uint8_t *)W->data + (size_t)r * cols;
         for (int g = 0; g < steps; g++) {
             __m512i x0 = _mm512_loadu_si512(xs + 64 * g), x1 = _mm512_loadu_si512(xs + 64 * g + 32);
-            _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {
+            _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) {
                 __m512i w0, w1;
                 fp8_decode(&T, w + (size_t)i * cols + 64 * g, &w0, &w1);
                 acc[i] = DP(DP(acc[i], w0, x0), w1, x1);
             }
             if (g % (FLUSH_CHUNKS / 2) == FLUSH_CHUNKS / 2 - 1 || g == steps - 1)
-                _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) flush(&acc[i], &lo[i], &hi[i]);
+                _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) flush(&acc[i], &lo[i], &hi[i]);
         }
     } else {
-        __m512i base = _mm512_loadu_si512(fp4_words);
-        fp4_row R[MR];
-        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {
+        fp4_row R[VR];
+        _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) {
             R[i].codes = (const uint8_t *)W->data + (size_t)(r + i) * (cols / 2);
             R[i].scales = (const uint8_t *)W->scale + (size_t)(r + i) * groups;
-            R[i].E = _mm512_setzero_si512();
         }
         for (int g = 0; g < steps; g++) {
             __m512i x0 = _mm512_loadu_si512(xs + 64 * g), x1 = _mm512_loadu_si512(xs + 64 * g + 32);
-            _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {
+            _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) {
                 __m512i w0, w1;
-                fp4_decode(&R[i], g, groups, base, &w0, &w1);
+                fp4_decode(&R[i], g, &w0, &w1);
                 acc[i] = DP(DP(acc[i], w0, x0), w1, x1);
             }
             if (g % (FLUSH_CHUNKS / 2) == FLUSH_CHUNKS / 2 - 1 || g == steps - 1)
-                _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) flush(&acc[i], &lo[i], &hi[i]);
+                _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) flush(&acc[i], &lo[i], &hi[i]);
         }
     }
-    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) y[i] = finish(lo[i], hi[i]);
+    _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) y[i] = finish(lo[i], hi[i]);
 }
 
 /* MR panel rows x NT tokens over all chunks, same chain as gemv_rows. */
@@ -258,7 +250,6 @@ INLINE void micro(const uint16_t *P, int cols, const uint16_t *X, int NT, float 
 DOT static void decode_panel(const v4c_matrix *W, int r, int nr, uint16_t *P) {
     int cols = W->cols, steps = cols / 64, groups = cols / 32, padded = (nr + MR - 1) / MR * MR;
     fp8_tables T = fp8_tables_load();
-    __m512i base = _mm512_loadu_si512(fp4_words);
     for (int i = 0; i < nr; i++) {
         uint16_t *o = P + (size_t)i * cols;
         if (W->kind == WK_FP8) {
@@ -271,11 +262,10 @@ DOT static void decode_panel(const v4c_matrix *W, int r, int nr, uint16_t *P) {
                 _mm512_storeu_si512(o + 64 * g + 32, bf16_scale(w1, e7));
             }
         } else {
-            fp4_row R = {(const uint8_t *)W->data + (size_t)(r + i) * (cols / 2), (const uint8_t *)W->scale + (size_t)(r + i) * groups,
-                         _mm512_setzero_si512()};
+            fp4_row R = {(const uint8_t *)W->data + (size_t)(r + i) * (cols / 2), (const uint8_t *)W->scale + (size_t)(r + i) * groups};
             for (int g = 0; g < steps; g++) {
                 __m512i w0, w1;
-                fp4_decode(&R, g, groups, base, &w0, &w1);
+                fp4_decode(&R, g, &w0, &w1);
                 _mm512_storeu_si512(o + 64 * g, w0);
                 _mm512_storeu_si512(o + 64 * g + 32, w1);
             }
@@ -303,56 +293,117 @@ DOT static int fp8_block_ok(const v4c_matrix *W, int r) {
     return 1;
 }
 
-/* ---- BF16 and F32 weights: float32 FMA chains, flushed like the above ---- */
+/* ---- float inputs: float32 FMA chains, flushed like the above ----------- */
+/* F32 and BF16 weights, and FP8 weights whose input is not quantized (wo_a,
+ * MODEL.md), decoded to floats in column order. Output (r, t) is the chain
+ * acc = fma(W_r[16 columns], x_t[same], acc), flushed every 32 steps, for a
+ * token alone (rows decoded on the fly) or a batch (rows decoded into a
+ * float panel first). */
 
-/* NR rows x NT tokens (NR * NT <= 4), 16 columns per step, one chain per
- * output whatever NR and NT are. */
-INLINE void plain_tile(const v4c_matrix *W, int r, int NR, const float *x, int ldx, int NT, float *y, int ldy) {
-    int cols = W->cols, bf16 = W->kind == WK_BF16, steps = cols / 16;
-    __m512 acc[4];
-    __m512d lo[4], hi[4];
-    _Pragma("GCC unroll 4") for (int a = 0; a < NR * NT; a++) acc[a] = _mm512_setzero_ps(), lo[a] = hi[a] = _mm512_setzero_pd();
-    for (int s = 0; s < steps; s++) {
-        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {
-            __m512 w;
-            if (bf16) {
-                const uint16_t *p = (const uint16_t *)W->data + (size_t)(r + i) * cols + 16 * s;
-                w = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
-            } else {
-                w = _mm512_loadu_ps((const float *)W->data + (size_t)(r + i) * cols + 16 * s);
-            }
-            _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) acc[i * NT + t] = _mm512_fmadd_ps(w, _mm512_loadu_ps(x + (size_t)t * ldx + 16 * s), acc[i * NT + t]);
-        }
-        if (s % 32 == 31 || s == steps - 1) /* 512 columns */
-            _Pragma("GCC unroll 4") for (int a = 0; a < NR * NT; a++) flush(&acc[a], &lo[a], &hi[a]);
+enum { F_STEPS = 32, F_PANEL = 16 /* rows per float panel: 16 x 16K columns x 4 bytes fits L2 */ };
+
+/* 16 weights of row r from column k, times the FP8 block scale. */
+INLINE __m512 decode16(const v4c_matrix *W, int r, int k) {
+    size_t at = (size_t)r * W->cols + k;
+    switch (W->kind) {
+    case WK_F32: return _mm512_loadu_ps((const float *)W->data + at);
+    case WK_BF16:
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)W->data + at))), 16));
+    default: { /* e4m3 placed as fp16 is 2^-8 of the value; the hardware conversion handles subnormals */
+        __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)((const uint8_t *)W->data + at)));
+        __m256i t = _mm256_slli_epi16(v, 7);
+        __m256i h = _mm256_add_epi16(t, _mm256_and_si256(t, _mm256_set1_epi16(0x4000)));
+        return _mm512_mul_ps(_mm512_cvtph_ps(h), _mm512_set1_ps(fp8_block_scale(W, r, k / 128) * 0x1p8f));
     }
-    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++)
-        y[(size_t)t * ldy + i] = finish(lo[i * NT + t], hi[i * NT + t]);
+    }
 }
 
-DOT static void rows_plain_fast(const v4c_matrix *W, int r0, int r1, const float *x, const double *xd, int ldx, int n, float *y, int ldy,
-                                double *scratch) {
-    if (W->cols % 16) {
-        backend_avx512.rows[W->kind](W, r0, r1, x, xd, ldx, n, y, ldy, scratch);
-        return;
+/* One token, NR rows decoded on the fly. */
+INLINE void float_rows(const v4c_matrix *W, int r, int NR, const float *x, float *y) {
+    int steps = W->cols / 16;
+    __m512 acc[4];
+    __m512d lo[4], hi[4];
+    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) acc[i] = _mm512_setzero_ps(), lo[i] = hi[i] = _mm512_setzero_pd();
+    for (int s = 0; s < steps; s++) {
+        __m512 xv = _mm512_loadu_ps(x + 16 * s);
+        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) acc[i] = _mm512_fmadd_ps(decode16(W, r + i, 16 * s), xv, acc[i]);
+        if (s % F_STEPS == F_STEPS - 1 || s == steps - 1)
+            _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) flush(&acc[i], &lo[i], &hi[i]);
     }
+    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) y[i] = finish(lo[i], hi[i]);
+}
+
+/* MR panel rows (stride cols) x NT tokens of float x (stride ldx). */
+INLINE void micro_f32(const float *P, int cols, const float *X, int ldx, int NT, float *y, int ldy, int nr) {
+    int steps = cols / 16;
+    __m512 acc[MR][MT];
+    __m512d lo[MR][MT], hi[MR][MT];
+    _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++) {
+        acc[i][t] = _mm512_setzero_ps();
+        lo[i][t] = hi[i][t] = _mm512_setzero_pd();
+    }
+    for (int s = 0; s < steps; s++) {
+        __m512 w[MR];
+        _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) w[i] = _mm512_loadu_ps(P + (size_t)i * cols + 16 * s);
+        _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++) {
+            __m512 xv = _mm512_loadu_ps(X + (size_t)t * ldx + 16 * s);
+            _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) acc[i][t] = _mm512_fmadd_ps(w[i], xv, acc[i][t]);
+        }
+        if (s % F_STEPS == F_STEPS - 1 || s == steps - 1)
+            _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++)
+                flush(&acc[i][t], &lo[i][t], &hi[i][t]);
+    }
+    _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) if (i < nr) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++)
+        y[(size_t)t * ldy + i] = finish(lo[i][t], hi[i][t]);
+}
+
+DOT static void float_span(const v4c_matrix *W, int r0, int r1, const float *x, int ldx, int n, float *y, int ldy, float *panel) {
+    int cols = W->cols;
     if (n == 1) {
         int r = r0;
-        for (; r + 4 <= r1; r += 4) plain_tile(W, r, 4, x, ldx, 1, y + (r - r0), ldy);
-        for (; r < r1; r++) plain_tile(W, r, 1, x, ldx, 1, y + (r - r0), ldy);
+        for (; r + 4 <= r1; r += 4) float_rows(W, r, 4, x, y + (r - r0));
+        for (; r < r1; r++) float_rows(W, r, 1, x, y + (r - r0));
         return;
     }
-    for (int r = r0; r < r1; r++)
-        for (int t0 = 0; t0 < n; t0 += 4) {
-            const float *xt = x + (size_t)t0 * ldx;
-            float *yt = y + (size_t)t0 * ldy + (r - r0);
-            switch (n - t0 < 4 ? n - t0 : 4) {
-            case 1: plain_tile(W, r, 1, xt, ldx, 1, yt, ldy); break;
-            case 2: plain_tile(W, r, 1, xt, ldx, 2, yt, ldy); break;
-            case 3: plain_tile(W, r, 1, xt, ldx, 3, yt, ldy); break;
-            default: plain_tile(W, r, 1, xt, ldx, 4, yt, ldy); break;
+    for (int p0 = r0; p0 < r1; p0 += F_PANEL) {
+        int nr = r1 - p0 < F_PANEL ? r1 - p0 : F_PANEL, padded = (nr + MR - 1) / MR * MR;
+        for (int i = 0; i < padded; i++)
+            for (int k = 0; k < cols; k += 16)
+                _mm512_storeu_ps(panel + (size_t)i * cols + k, i < nr ? decode16(W, p0 + i, k) : _mm512_setzero_ps());
+        for (int t0 = 0; t0 < n; t0 += MT) {
+            int nt = n - t0 < MT ? n - t0 : MT;
+            const float *X = x + (size_t)t0 * ldx;
+            for (int i = 0; i < nr; i += MR) {
+                float *yt = y + (size_t)t0 * ldy + (p0 - r0) + i;
+                int rows = nr - i < MR ? nr - i : MR;
+                const float *Pi = panel + (size_t)i * cols;
+                switch (nt) {
+                case 1: micro_f32(Pi, cols, X, ldx, 1, yt, ldy, rows); break;
+                case 2: micro_f32(Pi, cols, X, ldx, 2, yt, ldy, rows); break;
+                case 3: micro_f32(Pi, cols, X, ldx, 3, yt, ldy, rows); break;
+                case 4: micro_f32(Pi, cols, X, ldx, 4, yt, ldy, rows); break;
+                case 5: micro_f32(Pi, cols, X, ldx, 5, yt, ldy, rows); break;
+                default: micro_f32(Pi, cols, X, ldx, 6, yt, ldy, rows); break;
+                }
             }
         }
+    }
+}
+
+DOT static int fp8_block_ok(const v4c_matrix *W, int r);
+
+DOT static void rows_float(const v4c_matrix *W, int r0, int r1, const float *x, const double *xd, int ldx, int n, float *y, int ldy,
+                           double *scratch) {
+    int exact = W->cols % 16 != 0 || (W->kind == WK_FP8 && W->scale_is_f32);
+    for (int a = r0; a < r1;) { /* FP8: spans inside one 128-row scale block */
+        int b = W->kind == WK_FP8 ? (a / 128 + 1) * 128 : r1;
+        if (b > r1) b = r1;
+        if (exact || (W->kind == WK_FP8 && !fp8_block_ok(W, a)))
+            backend_avx512.rows[W->kind](W, a, b, x, xd, ldx, n, y + (a - r0), ldy, scratch);
+        else
+            float_span(W, a, b, x, ldx, n, y + (a - r0), ldy, (float *)scratch);
+        a = b;
+    }
 }
 
 /* ---- the rows kernel ----------------------------------------------------- */
@@ -378,7 +429,7 @@ DOT static void rows_span(const v4c_matrix *W, int r0, int r1, const dot_input *
         }
         float *wrow = (float *)((uint16_t *)scratch + cols);
         for (int r = r0; r < r1;) {
-            int nr = r1 - r < MR ? r1 - r : MR;
+            int cap = fp8 ? 4 : VR, nr = r1 - r < cap ? r1 - r : cap;
             if (!fp8) { /* rows with out-of-range FP4 scales go exact, one by one */
                 int ok = 0;
                 while (ok < nr && fp4_row_ok((const uint8_t *)W->scale + (size_t)(r + ok) * (cols / 32), cols / 32)) ok++;
@@ -393,7 +444,11 @@ DOT static void rows_span(const v4c_matrix *W, int r0, int r1, const dot_input *
             case 1: gemv_rows(W, r, 1, xs, y + (r - r0)); break;
             case 2: gemv_rows(W, r, 2, xs, y + (r - r0)); break;
             case 3: gemv_rows(W, r, 3, xs, y + (r - r0)); break;
-            default: gemv_rows(W, r, 4, xs, y + (r - r0)); break;
+            case 4: gemv_rows(W, r, 4, xs, y + (r - r0)); break;
+            case 5: gemv_rows(W, r, 5, xs, y + (r - r0)); break;
+            case 6: gemv_rows(W, r, 6, xs, y + (r - r0)); break;
+            case 7: gemv_rows(W, r, 7, xs, y + (r - r0)); break;
+            default: gemv_rows(W, r, 8, xs, y + (r - r0)); break;
             }
             r += nr;
         }
@@ -436,6 +491,7 @@ void dot_rows(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y
     }
 }
 
-/* FP8/FP4 rows whose input dot_prepare refused run the exact kernels. */
+/* FP8 rows whose input dot_prepare refused run as float chains, FP4 ones
+ * the exact kernels. */
 const kernel_backend backend_avx512_fast = {
-    "avx512", {rows_plain_fast, rows_plain_fast, NULL, NULL}, dot_rows, &backend_avx512};
+    "avx512", {rows_float, rows_float, rows_float, NULL}, dot_rows, &backend_avx512};
