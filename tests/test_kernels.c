@@ -129,31 +129,39 @@ static void check_reference(void) {
  * float32 summation error of sum |w x|; bit-identical for one token and for
  * a batch (the same chain); exact fallbacks when the input is not
  * bf16-representable or a scale could leave the normal range. */
-static void run_dot(const v4c_matrix *W, const float *x, int n, float *y) {
-    uint16_t *xb = aligned_alloc(64, (size_t)(n + DOT_TOKENS) * W->cols * 2);
+static void run_dot(const v4c_matrix *W, const float *x, int n, float *y, int float_input) {
+    void *buf = aligned_alloc(64, (size_t)(n + DOT_TOKENS) * W->cols * 4);
     void *scratch = aligned_alloc(64, (DOT_SCRATCH(W->rows, W->cols) + 63) / 64 * 64);
-    dot_input in = {x, W->cols, n, xb};
-    CHECK(dot_prepare(W->kind, x, W->cols, n, W->cols, xb), "%s: quantized input not accepted", weight_kind_name[W->kind]);
+    dot_input in = {x, W->cols, n, NULL, NULL};
+    if (float_input) {
+        float_prepare(x, W->cols, n, W->cols, buf);
+        in.xf = buf;
+    } else {
+        CHECK(dot_prepare(W->kind, x, W->cols, n, W->cols, buf), "%s: quantized input not accepted", weight_kind_name[W->kind]);
+        in.xb = buf;
+    }
     dot_rows(W, 0, W->rows, &in, y, W->rows, scratch);
-    free(xb), free(scratch);
+    free(buf), free(scratch);
 }
 
 static void check_dot(void) {
     const int rows = 136, n = 9; /* rows: a partial second FP8 row block */
     const int col_cases[] = {128, 384, 1152}; /* below, between and above the 512-column flush */
-    for (int kind = WK_FP8; kind <= WK_FP4; kind++)
+    /* mode 0: FP8 with quantized input, 1: FP4, 2: FP8 with a float input (wo_a) */
+    for (int mode = 0; mode < 3; mode++)
         for (int ci = 0; ci < 3; ci++) {
-            int cols = col_cases[ci];
+            int cols = col_cases[ci], kind = mode == 1 ? WK_FP4 : WK_FP8, float_input = mode == 2;
             owned_matrix m = make(kind, rows, cols);
             m.W.rows = rows;
             float *x = malloc(sizeof(float) * n * cols), *row = malloc(sizeof(float) * cols);
             for (int i = 0; i < n * cols; i++) x[i] = frand() * (i % 7 == 0 ? 30.0f : 1.0f);
-            for (int j = 0; j < n; j++) fp8_quant(x + j * cols, cols, 128);
+            if (!float_input)
+                for (int j = 0; j < n; j++) fp8_quant(x + j * cols, cols, 128);
             float *batch = malloc(sizeof(float) * n * rows), *one = malloc(sizeof(float) * rows);
-            run_dot(&m.W, x, n, batch);
+            run_dot(&m.W, x, n, batch, float_input);
             int bad = 0, differ = 0;
             for (int j = 0; j < n; j++) {
-                run_dot(&m.W, x + (size_t)j * cols, 1, one);
+                run_dot(&m.W, x + (size_t)j * cols, 1, one, float_input);
                 for (int r = 0; r < rows; r++) {
                     matrix_row_f32(&m.W, r, row);
                     double exact = 0, mag = 0;
@@ -163,8 +171,10 @@ static void check_dot(void) {
                     if (memcmp(&got, &one[r], sizeof got)) differ++;
                 }
             }
-            CHECK(bad == 0, "dot %s cols %d: %d outputs beyond float summation error", weight_kind_name[kind], cols, bad);
-            CHECK(differ == 0, "dot %s cols %d: %d outputs differ between one token and a batch", weight_kind_name[kind], cols, differ);
+            CHECK(bad == 0, "dot %s%s cols %d: %d outputs beyond float summation error", weight_kind_name[kind], float_input ? " (float input)" : "",
+                  cols, bad);
+            CHECK(differ == 0, "dot %s%s cols %d: %d outputs differ between one token and a batch", weight_kind_name[kind],
+                  float_input ? " (float input)" : "", cols, differ);
             /* An input that is not bf16-exact is refused (the caller then runs the exact kernels). */
             uint16_t *xb = malloc((size_t)(1 + DOT_TOKENS) * cols * 2);
             x[5] = 1.0f + 0x1p-12f;
@@ -184,7 +194,7 @@ static void check_dot(void) {
         for (int i = 0; i < 3 * cols; i++) x[i] = frand();
         for (int j = 0; j < 3; j++) fp8_quant(x + j * cols, cols, 128);
         float *y1 = malloc(sizeof(float) * 3 * rows);
-        run_dot(&m.W, x, 3, y1);
+        run_dot(&m.W, x, 3, y1, 0);
         int bad = 0;
         for (int j = 0; j < 3; j++)
             for (int r = 0; r < rows; r++) {

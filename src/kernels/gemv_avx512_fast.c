@@ -294,28 +294,19 @@ DOT static int fp8_block_ok(const v4c_matrix *W, int r) {
 }
 
 /* ---- float inputs: float32 FMA chains, flushed like the above ----------- */
-/* F32 and BF16 weights, and FP8 weights whose input is not quantized (wo_a,
- * MODEL.md), decoded to floats in column order. Output (r, t) is the chain
+/* F32 and BF16 weights, decoded to floats in column order. Output (r, t) is the chain
  * acc = fma(W_r[16 columns], x_t[same], acc), flushed every 32 steps, for a
  * token alone (rows decoded on the fly) or a batch (rows decoded into a
  * float panel first). */
 
 enum { F_STEPS = 32, F_PANEL = 16 /* rows per float panel: 16 x 16K columns x 4 bytes fits L2 */ };
 
-/* 16 weights of row r from column k, times the FP8 block scale. */
+/* 16 weights of row r from column k. */
 INLINE __m512 decode16(const v4c_matrix *W, int r, int k) {
     size_t at = (size_t)r * W->cols + k;
-    switch (W->kind) {
-    case WK_F32: return _mm512_loadu_ps((const float *)W->data + at);
-    case WK_BF16:
-        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)W->data + at))), 16));
-    default: { /* e4m3 placed as fp16 is 2^-8 of the value; the hardware conversion handles subnormals */
-        __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)((const uint8_t *)W->data + at)));
-        __m256i t = _mm256_slli_epi16(v, 7);
-        __m256i h = _mm256_add_epi16(t, _mm256_and_si256(t, _mm256_set1_epi16(0x4000)));
-        return _mm512_mul_ps(_mm512_cvtph_ps(h), _mm512_set1_ps(fp8_block_scale(W, r, k / 128) * 0x1p8f));
-    }
-    }
+    if (W->kind == WK_F32) return _mm512_loadu_ps((const float *)W->data + at);
+    __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)W->data + at));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
 /* One token, NR rows decoded on the fly. */
@@ -390,19 +381,90 @@ DOT static void float_span(const v4c_matrix *W, int r0, int r1, const float *x, 
     }
 }
 
-DOT static int fp8_block_ok(const v4c_matrix *W, int r);
-
 DOT static void rows_float(const v4c_matrix *W, int r0, int r1, const float *x, const double *xd, int ldx, int n, float *y, int ldy,
                            double *scratch) {
-    int exact = W->cols % 16 != 0 || (W->kind == WK_FP8 && W->scale_is_f32);
-    for (int a = r0; a < r1;) { /* FP8: spans inside one 128-row scale block */
-        int b = W->kind == WK_FP8 ? (a / 128 + 1) * 128 : r1;
-        if (b > r1) b = r1;
-        if (exact || (W->kind == WK_FP8 && !fp8_block_ok(W, a)))
-            backend_avx512.rows[W->kind](W, a, b, x, xd, ldx, n, y + (a - r0), ldy, scratch);
-        else
-            float_span(W, a, b, x, ldx, n, y + (a - r0), ldy, (float *)scratch);
-        a = b;
+    if (W->cols % 16) backend_avx512.rows[W->kind](W, r0, r1, x, xd, ldx, n, y, ldy, scratch);
+    else float_span(W, r0, r1, x, ldx, n, y, ldy, (float *)scratch);
+}
+
+/* ---- FP8 weights with float inputs (wo_a) -------------------------------- */
+/* The bf16 byte tables again, widened to floats in lane order: float
+ * vector q of a 64-column step holds columns 16L + 4q + i (L = element / 4,
+ * i = element % 4); x is laid out the same way by float_prepare. The block
+ * scale multiplies the decoded weights (exact), for one token and for the
+ * panel alike. */
+
+void float_prepare(const float *x, int ldx, int n, int cols, float *xf) {
+    for (int t = 0; t < n; t++)
+        for (int g = 0; g < cols; g += 64)
+            for (int q = 0; q < 4; q++)
+                for (int e = 0; e < 16; e++) xf[(size_t)t * cols + g + 16 * q + e] = x[(size_t)t * ldx + g + 16 * (e / 4) + 4 * q + e % 4];
+}
+
+INLINE void fp8_decode_f32(const fp8_tables *T, const uint8_t *p, __m512 scale, __m512 *f) {
+    __m512i w0, w1, z = _mm512_setzero_si512();
+    fp8_decode(T, p, &w0, &w1);
+    f[0] = _mm512_mul_ps(_mm512_castsi512_ps(_mm512_unpacklo_epi16(z, w0)), scale);
+    f[1] = _mm512_mul_ps(_mm512_castsi512_ps(_mm512_unpackhi_epi16(z, w0)), scale);
+    f[2] = _mm512_mul_ps(_mm512_castsi512_ps(_mm512_unpacklo_epi16(z, w1)), scale);
+    f[3] = _mm512_mul_ps(_mm512_castsi512_ps(_mm512_unpackhi_epi16(z, w1)), scale);
+}
+
+/* One token, NR rows of one 128-row block; same chain as micro_f32. */
+INLINE void fp8f_rows(const v4c_matrix *W, int r, int NR, const float *xf, float *y) {
+    int cols = W->cols, steps = cols / 16;
+    fp8_tables T = fp8_tables_load();
+    const uint8_t *w = (const uint8_t *)W->data + (size_t)r * cols;
+    __m512 acc[4];
+    __m512d lo[4], hi[4];
+    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) acc[i] = _mm512_setzero_ps(), lo[i] = hi[i] = _mm512_setzero_pd();
+    for (int s = 0; s < steps; s += 4) {
+        __m512 scale = _mm512_set1_ps(fp8_block_scale(W, r, s / 8));
+        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {
+            __m512 f[4];
+            fp8_decode_f32(&T, w + (size_t)i * cols + 16 * s, scale, f);
+            _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) acc[i] = _mm512_fmadd_ps(f[q], _mm512_loadu_ps(xf + 16 * (s + q)), acc[i]);
+        }
+        if ((s + 4) % F_STEPS == 0 || s + 4 == steps)
+            _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) flush(&acc[i], &lo[i], &hi[i]);
+    }
+    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) y[i] = finish(lo[i], hi[i]);
+}
+
+DOT static void fp8f_span(const v4c_matrix *W, int r0, int r1, const float *xf, int n, float *y, int ldy, float *panel) {
+    int cols = W->cols;
+    if (n == 1) {
+        int r = r0;
+        for (; r + 4 <= r1; r += 4) fp8f_rows(W, r, 4, xf, y + (r - r0));
+        for (; r < r1; r++) fp8f_rows(W, r, 1, xf, y + (r - r0));
+        return;
+    }
+    fp8_tables T = fp8_tables_load();
+    for (int p0 = r0; p0 < r1; p0 += F_PANEL) {
+        int nr = r1 - p0 < F_PANEL ? r1 - p0 : F_PANEL, padded = (nr + MR - 1) / MR * MR;
+        for (int i = 0; i < padded; i++)
+            for (int k = 0; k < cols; k += 64) {
+                __m512 f[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+                if (i < nr) fp8_decode_f32(&T, (const uint8_t *)W->data + (size_t)(p0 + i) * cols + k, _mm512_set1_ps(fp8_block_scale(W, p0 + i, k / 128)), f);
+                for (int q = 0; q < 4; q++) _mm512_storeu_ps(panel + (size_t)i * cols + k + 16 * q, f[q]);
+            }
+        for (int t0 = 0; t0 < n; t0 += MT) {
+            int nt = n - t0 < MT ? n - t0 : MT;
+            const float *X = xf + (size_t)t0 * cols;
+            for (int i = 0; i < nr; i += MR) {
+                float *yt = y + (size_t)t0 * ldy + (p0 - r0) + i;
+                int rows = nr - i < MR ? nr - i : MR;
+                const float *Pi = panel + (size_t)i * cols;
+                switch (nt) {
+                case 1: micro_f32(Pi, cols, X, cols, 1, yt, ldy, rows); break;
+                case 2: micro_f32(Pi, cols, X, cols, 2, yt, ldy, rows); break;
+                case 3: micro_f32(Pi, cols, X, cols, 3, yt, ldy, rows); break;
+                case 4: micro_f32(Pi, cols, X, cols, 4, yt, ldy, rows); break;
+                case 5: micro_f32(Pi, cols, X, cols, 5, yt, ldy, rows); break;
+                default: micro_f32(Pi, cols, X, cols, 6, yt, ldy, rows); break;
+                }
+            }
+        }
     }
 }
 
@@ -413,6 +475,10 @@ DOT static void rows_span(const v4c_matrix *W, int r0, int r1, const dot_input *
     int fp8 = W->kind == WK_FP8;
     if (fp8 && !fp8_block_ok(W, r0)) {
         for (int r = r0; r < r1; r++) exact_row(W, r, in->x, in->ldx, n, y + (r - r0), ldy, scratch);
+        return;
+    }
+    if (in->xf) { /* FP8 with a float input */
+        fp8f_span(W, r0, r1, in->xf, n, y, ldy, scratch);
         return;
     }
     if (n == 1) {
@@ -491,7 +557,7 @@ void dot_rows(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y
     }
 }
 
-/* FP8 rows whose input dot_prepare refused run as float chains, FP4 ones
- * the exact kernels. */
+/* FP8/FP4 matrices the dot path cannot take (columns not a multiple of 64,
+ * float scales) run the exact kernels. */
 const kernel_backend backend_avx512_fast = {
-    "avx512", {rows_float, rows_float, rows_float, NULL}, dot_rows, &backend_avx512};
+    "avx512", {rows_float, rows_float, NULL, NULL}, dot_rows, &backend_avx512};

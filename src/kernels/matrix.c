@@ -122,15 +122,17 @@ void matmul(float *y, int ldy, const v4c_matrix *W, int row0, int nrows, const f
     int cols = W->cols, tiles = (nrows + ROW_TILE - 1) / ROW_TILE;
     int parallel = tiles > 1 && (size_t)nrows * cols * (n + 1) > 65536;
     int threads = parallel ? omp_get_max_threads() : 1;
-    dot_input in = {x, ldx, n, NULL};
+    dot_input in = {x, ldx, n, NULL, NULL};
     if (be->dot && matrix_quantizes_input(W) && !W->scale_is_f32 && cols % 64 == 0) {
-        uint16_t *xb = reuse_get(0, (size_t)(n + DOT_TOKENS) * cols * 2);
-        if (dot_prepare(W->kind, x, ldx, n, cols, xb)) in.xb = xb;
+        void *buf = reuse_get(0, (size_t)(n + DOT_TOKENS) * cols * 4);
+        if (dot_prepare(W->kind, x, ldx, n, cols, buf)) in.xb = buf;
+        else if (W->kind == WK_FP8) float_prepare(x, ldx, n, cols, buf), in.xf = buf;
     }
-    size_t per_thread = in.xb ? DOT_SCRATCH(ROW_TILE, cols) : KERNEL_SCRATCH(cols) * sizeof(double);
+    int dot = in.xb || in.xf;
+    size_t per_thread = dot ? DOT_SCRATCH(ROW_TILE, cols) : KERNEL_SCRATCH(cols) * sizeof(double);
     per_thread = (per_thread + 63) & ~(size_t)63;
     char *scratch = reuse_get(1, threads * per_thread);
-    double *xd = in.xb ? NULL : matmul_prepare_input(W->kind, x, ldx, n, cols);
+    double *xd = dot ? NULL : matmul_prepare_input(W->kind, x, ldx, n, cols);
     rows_kernel k = be->rows[W->kind] ? be->rows[W->kind] : be->exact->rows[W->kind];
     /* Rows are split across threads; each weight row is read once per call
      * and used for all n inputs. */
@@ -138,7 +140,7 @@ void matmul(float *y, int ldy, const v4c_matrix *W, int row0, int nrows, const f
     for (int t = 0; t < tiles; t++) {
         int r0 = t * ROW_TILE, r1 = r0 + ROW_TILE < nrows ? r0 + ROW_TILE : nrows;
         void *mine = scratch + (size_t)omp_get_thread_num() * per_thread;
-        if (in.xb) be->dot(W, row0 + r0, row0 + r1, &in, y + r0, ldy, mine);
+        if (dot) be->dot(W, row0 + r0, row0 + r1, &in, y + r0, ldy, mine);
         else k(W, row0 + r0, row0 + r1, x, xd, ldx, n, y + r0, ldy, mine);
     }
     free(xd);
