@@ -29,7 +29,7 @@ typedef struct {
 typedef void (*dot_kernel)(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch);
 enum { DOT_TOKENS = 6 };
 /* Bytes of per-thread scratch dot_rows needs for a span of rows. */
-#define DOT_SCRATCH(rows, cols) (((size_t)(rows) + 8) * (cols) * 2 + (size_t)(cols) * 4 + 64)
+#define DOT_SCRATCH(rows, cols) (((size_t)(rows) + 12) * (cols) * 2 + (size_t)(cols) * 4 + ((size_t)(rows) + 4) * DOT_TOKENS * 128 + 128)
 
 typedef struct kernel_backend_s {
     const char *name;

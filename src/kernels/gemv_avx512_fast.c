@@ -6,9 +6,9 @@
  * exactly representable in bf16, and each product of two such values has at
  * most 8 significant bits: vdpbf16ps forms the products exactly. Only the
  * summation rounds. It runs in float32 lanes for at most 32 products per
- * lane (a "flush" every 512 columns) and the lanes are then added in double,
- * which keeps the golden FP8 case at the exact kernels' agreement
- * (docs/numerics.md). Inputs that are not bf16-exact, or scales that could
+ * lane; a "flush" every 512 columns adds lanes l and l+8 in float and those
+ * 8 sums into double lanes. That keeps the golden FP8 case at the exact
+ * kernels' agreement (docs/numerics.md). Inputs that are not bf16-exact, or scales that could
  * leave the normal range, take the exact double kernels instead.
  *
  * One summation order for every batch size: output (r, t) is the chain
@@ -173,21 +173,22 @@ INLINE void fp4_decode(const fp4_row *R, int g, __m512i *w0, __m512i *w1) {
 
 #define DP(acc, w, x) _mm512_dpbf16_ps((acc), (__m512bh)(w), (__m512bh)(x))
 
-INLINE void flush(__m512 *acc, __m512d *lo, __m512d *hi) {
-    *lo = _mm512_add_pd(*lo, _mm512_cvtps_pd(_mm512_castps512_ps256(*acc)));
-    *hi = _mm512_add_pd(*hi, _mm512_cvtps_pd(_mm512_extractf32x8_ps(*acc, 1)));
+/* Lanes l and l+8 are added in float, then the 8 sums in double. */
+INLINE void flush(__m512 *acc, __m512d *ds) {
+    __m256 half = _mm256_add_ps(_mm512_castps512_ps256(*acc), _mm512_extractf32x8_ps(*acc, 1));
+    *ds = _mm512_add_pd(*ds, _mm512_cvtps_pd(half));
     *acc = _mm512_setzero_ps();
 }
 
-INLINE float finish(__m512d lo, __m512d hi) { return (float)_mm512_reduce_add_pd(_mm512_add_pd(lo, hi)); }
+INLINE float finish(__m512d ds) { return (float)_mm512_reduce_add_pd(ds); }
 
 /* One token, NR rows (1..4) decoded on the fly. xs: x in chunk order with
  * the FP8 block scales already folded in (FP4: plain x). */
 INLINE void gemv_rows(const v4c_matrix *W, int r, int NR, const uint16_t *xs, float *y) {
     int cols = W->cols, steps = cols / 64, groups = cols / 32;
     __m512 acc[VR];
-    __m512d lo[VR], hi[VR];
-    _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) acc[i] = _mm512_setzero_ps(), lo[i] = hi[i] = _mm512_setzero_pd();
+    __m512d ds[VR];
+    _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) acc[i] = _mm512_setzero_ps(), ds[i] = _mm512_setzero_pd();
     if (W->kind == WK_FP8) {
         fp8_tables T = fp8_tables_load();
         const uint8_t *w = (const uint8_t *)W->data + (size_t)r * cols;
@@ -199,7 +200,7 @@ INLINE void gemv_rows(const v4c_matrix *W, int r, int NR, const uint16_t *xs, fl
                 acc[i] = DP(DP(acc[i], w0, x0), w1, x1);
             }
             if (g % (FLUSH_CHUNKS / 2) == FLUSH_CHUNKS / 2 - 1 || g == steps - 1)
-                _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) flush(&acc[i], &lo[i], &hi[i]);
+                _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) flush(&acc[i], &ds[i]);
         }
     } else {
         fp4_row R[VR];
@@ -215,20 +216,20 @@ INLINE void gemv_rows(const v4c_matrix *W, int r, int NR, const uint16_t *xs, fl
                 acc[i] = DP(DP(acc[i], w0, x0), w1, x1);
             }
             if (g % (FLUSH_CHUNKS / 2) == FLUSH_CHUNKS / 2 - 1 || g == steps - 1)
-                _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) flush(&acc[i], &lo[i], &hi[i]);
+                _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) flush(&acc[i], &ds[i]);
         }
     }
-    _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) y[i] = finish(lo[i], hi[i]);
+    _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) y[i] = finish(ds[i]);
 }
 
 /* MR panel rows x NT tokens over all chunks, same chain as gemv_rows. */
 INLINE void micro(const uint16_t *P, int cols, const uint16_t *X, int NT, float *y, int ldy, int nr) {
     int chunks = cols / 32;
     __m512 acc[MR][MT];
-    __m512d lo[MR][MT], hi[MR][MT]; /* spilled to the stack: touched once per flush */
+    __m512d ds[MR][MT]; /* spilled to the stack: touched once per flush */
     _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++) {
         acc[i][t] = _mm512_setzero_ps();
-        lo[i][t] = hi[i][t] = _mm512_setzero_pd();
+        ds[i][t] = _mm512_setzero_pd();
     }
     for (int c = 0; c < chunks; c++) {
         __m512i w[MR];
@@ -239,10 +240,10 @@ INLINE void micro(const uint16_t *P, int cols, const uint16_t *X, int NT, float 
         }
         if (c % FLUSH_CHUNKS == FLUSH_CHUNKS - 1 || c == chunks - 1)
             _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++)
-                flush(&acc[i][t], &lo[i][t], &hi[i][t]);
+                flush(&acc[i][t], &ds[i][t]);
     }
     _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) if (i < nr) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++)
-        y[(size_t)t * ldy + i] = finish(lo[i][t], hi[i][t]);
+        y[(size_t)t * ldy + i] = finish(ds[i][t]);
 }
 
 /* Decode rows [r, r+nr) into a bf16 panel (scales folded in), zero rows up
@@ -313,25 +314,25 @@ INLINE __m512 decode16(const v4c_matrix *W, int r, int k) {
 INLINE void float_rows(const v4c_matrix *W, int r, int NR, const float *x, float *y) {
     int steps = W->cols / 16;
     __m512 acc[4];
-    __m512d lo[4], hi[4];
-    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) acc[i] = _mm512_setzero_ps(), lo[i] = hi[i] = _mm512_setzero_pd();
+    __m512d ds[4];
+    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) acc[i] = _mm512_setzero_ps(), ds[i] = _mm512_setzero_pd();
     for (int s = 0; s < steps; s++) {
         __m512 xv = _mm512_loadu_ps(x + 16 * s);
         _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) acc[i] = _mm512_fmadd_ps(decode16(W, r + i, 16 * s), xv, acc[i]);
         if (s % F_STEPS == F_STEPS - 1 || s == steps - 1)
-            _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) flush(&acc[i], &lo[i], &hi[i]);
+            _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) flush(&acc[i], &ds[i]);
     }
-    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) y[i] = finish(lo[i], hi[i]);
+    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) y[i] = finish(ds[i]);
 }
 
 /* MR panel rows (stride cols) x NT tokens of float x (stride ldx). */
 INLINE void micro_f32(const float *P, int cols, const float *X, int ldx, int NT, float *y, int ldy, int nr) {
     int steps = cols / 16;
     __m512 acc[MR][MT];
-    __m512d lo[MR][MT], hi[MR][MT];
+    __m512d ds[MR][MT];
     _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++) {
         acc[i][t] = _mm512_setzero_ps();
-        lo[i][t] = hi[i][t] = _mm512_setzero_pd();
+        ds[i][t] = _mm512_setzero_pd();
     }
     for (int s = 0; s < steps; s++) {
         __m512 w[MR];
@@ -342,10 +343,10 @@ INLINE void micro_f32(const float *P, int cols, const float *X, int ldx, int NT,
         }
         if (s % F_STEPS == F_STEPS - 1 || s == steps - 1)
             _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++)
-                flush(&acc[i][t], &lo[i][t], &hi[i][t]);
+                flush(&acc[i][t], &ds[i][t]);
     }
     _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) if (i < nr) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++)
-        y[(size_t)t * ldy + i] = finish(lo[i][t], hi[i][t]);
+        y[(size_t)t * ldy + i] = finish(ds[i][t]);
 }
 
 DOT static void float_span(const v4c_matrix *W, int r0, int r1, const float *x, int ldx, int n, float *y, int ldy, float *panel) {
@@ -416,8 +417,8 @@ INLINE void fp8f_rows(const v4c_matrix *W, int r, int NR, const float *xf, float
     fp8_tables T = fp8_tables_load();
     const uint8_t *w = (const uint8_t *)W->data + (size_t)r * cols;
     __m512 acc[4];
-    __m512d lo[4], hi[4];
-    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) acc[i] = _mm512_setzero_ps(), lo[i] = hi[i] = _mm512_setzero_pd();
+    __m512d ds[4];
+    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) acc[i] = _mm512_setzero_ps(), ds[i] = _mm512_setzero_pd();
     for (int s = 0; s < steps; s += 4) {
         __m512 scale = _mm512_set1_ps(fp8_block_scale(W, r, s / 8));
         _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {
@@ -426,9 +427,9 @@ INLINE void fp8f_rows(const v4c_matrix *W, int r, int NR, const float *xf, float
             _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) acc[i] = _mm512_fmadd_ps(f[q], _mm512_loadu_ps(xf + 16 * (s + q)), acc[i]);
         }
         if ((s + 4) % F_STEPS == 0 || s + 4 == steps)
-            _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) flush(&acc[i], &lo[i], &hi[i]);
+            _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) flush(&acc[i], &ds[i]);
     }
-    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) y[i] = finish(lo[i], hi[i]);
+    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) y[i] = finish(ds[i]);
 }
 
 DOT static void fp8f_span(const v4c_matrix *W, int r0, int r1, const float *xf, int n, float *y, int ldy, float *panel) {
