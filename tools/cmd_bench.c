@@ -21,6 +21,15 @@ static int32_t *random_ids(int n, int vocab, unsigned seed) {
     return ids;
 }
 
+/* Achieved fraction of the machine's peak for operation k: the time its
+ * flops would take at the BF16 dot peak (the part done by dot products)
+ * plus the FP32 FMA peak (the rest), over the time they took. */
+static double peak_fraction(const matmul_profile *p, int k, double fp32, double bf16) {
+    if (p->seconds[k] <= 0 || fp32 <= 0) return 0;
+    double dot = bf16 > 0 ? p->dot_flops[k] : 0, at_peak = dot / (bf16 > 0 ? bf16 : 1) + (p->flops[k] - dot) / fp32;
+    return at_peak / 1e9 / p->seconds[k];
+}
+
 int cmd_bench(int argc, char **argv) {
     const char *dir = NULL;
     int prefill = 512, decode = 16, threads = 0, json = 0, ctx = 0, batch = 0;
@@ -107,17 +116,19 @@ int cmd_bench(int argc, char **argv) {
                dir, threads, kernel_backend_active()->name, ctx, prefill, prefill_tps, decode, decode_tps, per_tok, decode ? wbytes / decode : 0,
                cache_read, gbs, bw, fp32, bf16, v4c_session_cache_bytes(s));
         for (int k = 0; k < OP_COUNT; k++)
-            printf("%s\"%s\": {\"seconds\": %.4f, \"gflops\": %.2f}", k ? ", " : "", op_class_name[k], pre.seconds[k],
-                   pre.seconds[k] > 0 ? pre.flops[k] / pre.seconds[k] / 1e9 : 0);
+            printf("%s\"%s\": {\"seconds\": %.4f, \"gflops\": %.2f, \"bf16_dot_share\": %.3f, \"peak_fraction\": %.3f}", k ? ", " : "",
+                   op_class_name[k], pre.seconds[k], pre.seconds[k] > 0 ? pre.flops[k] / pre.seconds[k] / 1e9 : 0,
+                   pre.flops[k] > 0 ? pre.dot_flops[k] / pre.flops[k] : 0, peak_fraction(&pre, k, fp32, bf16));
         printf("}}\n");
     } else {
         printf("model %s, %d threads, %s kernels\n", dir, threads, kernel_backend_active()->name);
         printf("machine: read %.1f GB/s, FP32 FMA %.1f GFLOP/s, BF16 dot %.1f GFLOP/s\n", bw, fp32, bf16);
         printf("prefill: %d tokens in %.3f s = %.2f tok/s%s\n", prefill, prefill_s, prefill_tps, ctx ? " (after context)" : "");
+        printf("  operation            time     GFLOP/s  via BF16 dot  of the peak for that mix\n");
         for (int k = 0; k < OP_COUNT; k++)
             if (pre.seconds[k] > 0)
-                printf("  %-16s %7.3f s  %8.2f GFLOP/s  %5.1f%% of FP32 peak\n", op_class_name[k], pre.seconds[k], pre.flops[k] / pre.seconds[k] / 1e9,
-                       100 * pre.flops[k] / pre.seconds[k] / 1e9 / fp32);
+                printf("  %-16s %7.3f s  %8.2f  %10.0f%%  %9.1f%%\n", op_class_name[k], pre.seconds[k], pre.flops[k] / pre.seconds[k] / 1e9,
+                       100 * pre.dot_flops[k] / pre.flops[k], 100 * peak_fraction(&pre, k, fp32, bf16));
         printf("decode: %d tokens in %.3f s = %.3f tok/s at context %d\n", decode, decode_s, decode_tps, ctx + prefill + 1);
         printf("  bytes per token: %.1f MB weights + %.2f MB cache = %.1f MB\n", wbytes / (decode ? decode : 1) / 1e6, cache_read / 1e6, per_tok / 1e6);
         printf("  %.2f GB/s = %.1f%% of the measured read bandwidth\n", gbs, 100 * gbs / bw);

@@ -146,6 +146,7 @@ void matmul(float *y, int ldy, const v4c_matrix *W, int row0, int nrows, const f
     free(xd);
     matmul_prof.seconds[W->op] += omp_get_wtime() - t_start;
     matmul_prof.flops[W->op] += 2.0 * nrows * W->cols * n;
+    if (in.xb) matmul_prof.dot_flops[W->op] += 2.0 * nrows * W->cols * n;
     matmul_prof.bytes[W->op] += matrix_bytes(W, nrows);
 }
 

@@ -44,6 +44,7 @@ void matmul(float *y, int ldy, const v4c_matrix *W, int row0, int nrows, const f
 /* Per-operation totals of matmul calls (calling thread's view). */
 typedef struct {
     double seconds[OP_COUNT], flops[OP_COUNT], bytes[OP_COUNT];
+    double dot_flops[OP_COUNT]; /* the part done by BF16 dot products (the rest: float or double FMA) */
 } matmul_profile;
 extern matmul_profile matmul_prof;
 void matmul_profile_reset(void);
