@@ -39,7 +39,7 @@
 enum {
     FLUSH_CHUNKS = 16, /* 512 columns: 32 products per float lane */
     MR = 4,            /* rows per micro-tile (panel rows padded to it) */
-    VR = 8,            /* FP4 rows decoded together for one token (FP8: 4; more streams help FP4, registers limit FP8) */
+    VR = 8,            /* rows decoded together for one token: more streams, fewer flushes per byte */
     MT = DOT_TOKENS,   /* tokens per micro-tile */
     EXP_LIMIT = 40,    /* |log2| of scales and inputs kept far from the float range ends */
 };
@@ -313,16 +313,16 @@ INLINE __m512 decode16(const v4c_matrix *W, int r, int k) {
 /* One token, NR rows decoded on the fly. */
 INLINE void float_rows(const v4c_matrix *W, int r, int NR, const float *x, float *y) {
     int steps = W->cols / 16;
-    __m512 acc[4];
-    __m512d ds[4];
-    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) acc[i] = _mm512_setzero_ps(), ds[i] = _mm512_setzero_pd();
+    __m512 acc[VR];
+    __m512d ds[VR];
+    _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) acc[i] = _mm512_setzero_ps(), ds[i] = _mm512_setzero_pd();
     for (int s = 0; s < steps; s++) {
         __m512 xv = _mm512_loadu_ps(x + 16 * s);
-        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) acc[i] = _mm512_fmadd_ps(decode16(W, r + i, 16 * s), xv, acc[i]);
+        _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) acc[i] = _mm512_fmadd_ps(decode16(W, r + i, 16 * s), xv, acc[i]);
         if (s % F_STEPS == F_STEPS - 1 || s == steps - 1)
-            _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) flush(&acc[i], &ds[i]);
+            _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) flush(&acc[i], &ds[i]);
     }
-    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) y[i] = finish(ds[i]);
+    _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) y[i] = finish(ds[i]);
 }
 
 /* MR panel rows (stride cols) x NT tokens of float x (stride ldx). */
@@ -353,7 +353,7 @@ DOT static void float_span(const v4c_matrix *W, int r0, int r1, const float *x, 
     int cols = W->cols;
     if (n == 1) {
         int r = r0;
-        for (; r + 4 <= r1; r += 4) float_rows(W, r, 4, x, y + (r - r0));
+        for (; r + VR <= r1; r += VR) float_rows(W, r, VR, x, y + (r - r0));
         for (; r < r1; r++) float_rows(W, r, 1, x, y + (r - r0));
         return;
     }
@@ -496,7 +496,7 @@ DOT static void rows_span(const v4c_matrix *W, int r0, int r1, const dot_input *
         }
         float *wrow = (float *)((uint16_t *)scratch + cols);
         for (int r = r0; r < r1;) {
-            int cap = fp8 ? 4 : VR, nr = r1 - r < cap ? r1 - r : cap;
+            int nr = r1 - r < VR ? r1 - r : VR;
             if (!fp8) { /* rows with out-of-range FP4 scales go exact, one by one */
                 int ok = 0;
                 while (ok < nr && fp4_row_ok((const uint8_t *)W->scale + (size_t)(r + ok) * (cols / 32), cols / 32)) ok++;
