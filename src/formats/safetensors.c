@@ -197,6 +197,23 @@ static int open_index(st_set *set, const char *dir, const char *index_path, char
     return rc;
 }
 
+/* Map every page of the shards now when they fit comfortably in memory
+ * (half of RAM): a page first touched in the middle of a decode step costs
+ * a fault, and a model that fits is read whole anyway. Larger models stay
+ * lazily mapped. Best effort: an older kernel just skips it. */
+static void populate(const st_set *set) {
+#ifdef MADV_POPULATE_READ
+    size_t total = 0;
+    for (int i = 0; i < set->n_files; i++) total += set->files[i].size;
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0 || total > (size_t)pages * (size_t)page / 2) return;
+    for (int i = 0; i < set->n_files; i++)
+        if (set->files[i].map && set->files[i].size) madvise(set->files[i].map, set->files[i].size, MADV_POPULATE_READ);
+#else
+    (void)set;
+#endif
+}
+
 int st_open_dir(st_set *set, const char *dir, char *err) {
     memset(set, 0, sizeof *set);
     char path[4096];
@@ -211,6 +228,7 @@ int st_open_dir(st_set *set, const char *dir, char *err) {
         if (!rc) rc = finish(set, err);
     }
     if (rc) st_close(set);
+    else populate(set);
     return rc;
 }
 

@@ -7,30 +7,10 @@
 #include <string.h>
 
 #include "formats/dtype.h"
+#include "kernels/attend.h"
 #include "kernels/ops.h"
 #include "model/forward.h"
 #include "util/util.h"
-
-/* o = sum_k softmax(q.key_k * scale, with sink) key_k over the gathered keys. */
-static void attend(const float *q, const float *const *keys, int n_keys, int Dh, float sink, float *scores, float *o) {
-    float scale = 1.0f / sqrtf((float)Dh), mx = -INFINITY;
-    for (int k = 0; k < n_keys; k++) {
-        const float *key = keys[k];
-        float s = 0;
-        for (int d = 0; d < Dh; d++) s += q[d] * key[d];
-        scores[k] = s * scale;
-        mx = fmaxf(mx, scores[k]);
-    }
-    float den = 0;
-    for (int k = 0; k < n_keys; k++) den += scores[k] = expf(scores[k] - mx);
-    den += expf(sink - mx);
-    memset(o, 0, Dh * sizeof(float));
-    for (int k = 0; k < n_keys; k++) {
-        float p = scores[k] / den;
-        const float *key = keys[k];
-        for (int d = 0; d < Dh; d++) o[d] += p * key[d];
-    }
-}
 
 void attention_forward(const v4c_model *m, const layer_weights *w, const batch *b, const float *x, float *out) {
     const v4c_config *c = &m->cfg;
@@ -70,14 +50,18 @@ void attention_forward(const v4c_model *m, const layer_weights *w, const batch *
         indexer_select(m, w, b, x, q_lat, sel, n_sel);
     }
 
+    /* Work items: one token's block of HEAD_BLOCK heads, which share its keys. */
+    enum { HEAD_BLOCK = 16 };
+    int hblocks = (H + HEAD_BLOCK - 1) / HEAD_BLOCK;
     float *o = xmalloc((size_t)n * H * Dh * sizeof(float));
-#pragma omp parallel if (n * H > 1)
+#pragma omp parallel if (n * hblocks > 1)
     {
         const float **keys = xmalloc((size_t)max_keys * sizeof(float *));
-        float *scores = xmalloc((size_t)max_keys * sizeof(float));
+        float *scores = xmalloc((size_t)HEAD_BLOCK * max_keys * sizeof(float));
 #pragma omp for schedule(dynamic)
-        for (int ih = 0; ih < n * H; ih++) {
-            int i = ih / H, h = ih % H, t = b->pos[i], nk = 0;
+        for (int ib = 0; ib < n * hblocks; ib++) {
+            int i = ib / hblocks, h0 = ib % hblocks * HEAD_BLOCK, nh = H - h0 < HEAD_BLOCK ? H - h0 : HEAD_BLOCK;
+            int t = b->pos[i], nk = 0;
             const batch_seq *sq = &b->seqs[b->seq_of[i]];
             const layer_cache *lc = &sq->caches[w->index];
             const float *own_kv = kv + (size_t)sq->start * Dh; /* this sequence's rows */
@@ -88,9 +72,9 @@ void attention_forward(const v4c_model *m, const layer_weights *w, const batch *
             } else if (ratio > 0) {
                 for (int j = 0; j < (t + 1) / ratio; j++) keys[nk++] = lc->comp.entries + (size_t)j * Dh;
             }
-            float *oh = o + (size_t)ih * Dh;
-            attend(q + (size_t)ih * Dh, keys, nk, Dh, w->attn_sink[h], scores, oh);
-            rope(oh + Dh - R, R, w->rope_freqs, t, 1);
+            float *oh = o + ((size_t)i * H + h0) * Dh;
+            attend_heads(q + ((size_t)i * H + h0) * Dh, nh, keys, nk, Dh, w->attn_sink + h0, scores, oh);
+            for (int h = 0; h < nh; h++) rope(oh + (size_t)h * Dh + Dh - R, R, w->rope_freqs, t, 1);
         }
         free(keys);
         free(scores);
