@@ -1,5 +1,6 @@
 #include "formats/dtype.h"
 
+#include <immintrin.h>
 #include <math.h>
 #include <string.h>
 
@@ -80,5 +81,39 @@ static void quant_blocks(float *v, int n, int block, float amax_floor, float qma
     }
 }
 
-void fp8_quant(float *v, int n, int block) { quant_blocks(v, n, block, 1e-4f, 448.0f, 1); }
+/* fp8_quant on 16 lanes, bit for bit the scalar definition: e4m3
+ * round-to-nearest-even is the float32 mantissa rounded at bit 20 for
+ * normal values, and a snap to the 2^-9 grid by adding and removing 2^14
+ * for subnormal ones. */
+#define AVX512 __attribute__((target("avx512f,avx512dq")))
+AVX512 static void fp8_quant_avx512(float *v, int n, int block) {
+    const __m512 qmax = _mm512_set1_ps(448.0f), qmin = _mm512_set1_ps(-448.0f), grid = _mm512_set1_ps(16384.0f);
+    const __m512 tiny = _mm512_set1_ps(0x1p-6f);
+    const __m512i half = _mm512_set1_epi32(0x7FFFF), keep = _mm512_set1_epi32((int)0xFFF00000u), one = _mm512_set1_epi32(1);
+    for (int b = 0; b < n; b += block) {
+        __m512 mx = _mm512_set1_ps(1e-4f);
+        for (int i = 0; i < block; i += 16) mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_loadu_ps(v + b + i)));
+        float s = pow2ceil(_mm512_reduce_max_ps(mx) * (1.0f / 448.0f));
+        __m512 sv = _mm512_set1_ps(s);
+        for (int i = 0; i < block; i += 16) {
+            __m512 x = _mm512_loadu_ps(v + b + i);
+            __m512 q = _mm512_min_ps(_mm512_max_ps(_mm512_div_ps(x, sv), qmin), qmax); /* max_ps(NaN, m) = m, as fmaxf */
+            __m512 a = _mm512_abs_ps(q);
+            __m512i u = _mm512_castps_si512(a);
+            u = _mm512_and_si512(_mm512_add_epi32(u, _mm512_add_epi32(half, _mm512_and_si512(_mm512_srli_epi32(u, 20), one))), keep);
+            __m512 r = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, tiny, _CMP_LT_OQ), _mm512_castsi512_ps(u),
+                                            _mm512_sub_ps(_mm512_add_ps(a, grid), grid));
+            r = _mm512_or_ps(r, _mm512_and_ps(q, _mm512_set1_ps(-0.0f))); /* q's sign */
+            _mm512_storeu_ps(v + b + i, _mm512_mul_ps(r, sv));
+        }
+    }
+}
+
+void fp8_quant_scalar(float *v, int n, int block) { quant_blocks(v, n, block, 1e-4f, 448.0f, 1); }
+
+void fp8_quant(float *v, int n, int block) {
+    int simd = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+    if (simd && block % 16 == 0 && n % block == 0) fp8_quant_avx512(v, n, block);
+    else quant_blocks(v, n, block, 1e-4f, 448.0f, 1);
+}
 void fp4_quant(float *v, int n, int block) { quant_blocks(v, n, block, 6.0f * 0x1p-126f, 6.0f, 0); }

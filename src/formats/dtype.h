@@ -49,6 +49,7 @@ float pow2ceil(float x);
 /* In-place activation quantization, MODEL.md §2: blocks of `block` values,
  * n must be a multiple of block. */
 void fp8_quant(float *v, int n, int block);
+void fp8_quant_scalar(float *v, int n, int block); /* the definition the SIMD path is tested against */
 void fp4_quant(float *v, int n, int block);
 
 #endif
