@@ -133,9 +133,9 @@ static void check_reference(void) {
 static void run_dot(const v4c_matrix *W, const float *x, int n, float *y, int float_input) {
     void *buf = aligned_alloc(64, (size_t)(n + DOT_TOKENS) * W->cols * 4);
     void *scratch = aligned_alloc(64, (DOT_SCRATCH(W->rows, W->cols) + 63) / 64 * 64);
-    dot_input in = {x, W->cols, n, NULL, NULL};
+    dot_input in = {x, W->cols, n, NULL, NULL, 0};
     if (float_input) {
-        float_prepare(x, W->cols, n, W->cols, buf);
+        in.xf_scalable = float_prepare(x, W->cols, n, W->cols, buf);
         in.xf = buf;
     } else {
         CHECK(dot_prepare(W->kind, x, W->cols, n, W->cols, buf), "%s: quantized input not accepted", weight_kind_name[W->kind]);
@@ -148,16 +148,20 @@ static void run_dot(const v4c_matrix *W, const float *x, int n, float *y, int fl
 static void check_dot(void) {
     const int rows = 136, n = 9; /* rows: a partial second FP8 row block */
     const int col_cases[] = {128, 384, 1152}; /* below, between and above the 512-column flush */
-    /* mode 0: FP8 with quantized input, 1: FP4, 2: FP8 with a float input (wo_a) */
-    for (int mode = 0; mode < 3; mode++)
+    /* mode 0: FP8 with quantized input, 1: FP4, 2: FP8 with a float input
+     * (wo_a), 3: the same with one tiny input (the block scales then stay on
+     * the weights for one token too) */
+    for (int mode = 0; mode < 4; mode++)
         for (int ci = 0; ci < 3; ci++) {
-            int cols = col_cases[ci], kind = mode == 1 ? WK_FP4 : WK_FP8, float_input = mode == 2;
+            int cols = col_cases[ci], kind = mode == 1 ? WK_FP4 : WK_FP8, float_input = mode >= 2;
             owned_matrix m = make(kind, rows, cols);
             m.W.rows = rows;
             float *x = malloc(sizeof(float) * n * cols), *row = malloc(sizeof(float) * cols);
             for (int i = 0; i < n * cols; i++) x[i] = frand() * (i % 7 == 0 ? 30.0f : 1.0f);
             if (!float_input)
                 for (int j = 0; j < n; j++) fp8_quant(x + j * cols, cols, 128);
+            if (mode == 3)
+                for (int j = 0; j < n; j++) x[j * cols + 17] = 0x1p-100f;
             float *batch = malloc(sizeof(float) * n * rows), *one = malloc(sizeof(float) * rows);
             run_dot(&m.W, x, n, batch, float_input);
             int bad = 0, differ = 0;

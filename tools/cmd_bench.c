@@ -67,7 +67,9 @@ int cmd_bench(int argc, char **argv) {
     if (!m) return 1;
     const v4c_config *c = v4c_model_config(m);
     if (!json) fprintf(stderr, "measuring the machine (read bandwidth, FMA peak)...\n");
-    double bw = machine_read_gbs(threads), fp32 = machine_fma_gflops(threads, 0), bf16 = machine_fma_gflops(threads, 1);
+    /* Read bandwidth is measured before and after the timed runs: on a shared
+     * machine it drifts, and the mean is what the runs saw on average. */
+    double bw_before = machine_read_gbs(threads), fp32 = machine_fma_gflops(threads, 0), bf16 = machine_fma_gflops(threads, 1);
 
     v4c_session_params sp = {.max_ctx = ctx + prefill + decode + 8};
     v4c_session *s = v4c_session_new(m, &sp, err);
@@ -103,6 +105,7 @@ int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "v4c: %s\n", err);
         goto done;
     }
+    double bw_after = machine_read_gbs(threads), bw = (bw_before + bw_after) / 2;
     double wbytes = 0, dec_flops = 0;
     for (int k = 0; k < OP_COUNT; k++) wbytes += matmul_prof.bytes[k], dec_flops += matmul_prof.flops[k];
     double per_tok = decode ? (wbytes / decode + cache_read) : 0;
@@ -111,10 +114,11 @@ int cmd_bench(int argc, char **argv) {
     if (json) {
         printf("{\"model\": \"%s\", \"threads\": %d, \"kernels\": \"%s\", \"context\": %d, \"prefill_tokens\": %d, \"prefill_tok_s\": %.3f, "
                "\"decode_tokens\": %d, \"decode_tok_s\": %.4f, \"decode_bytes_per_tok\": %.0f, \"decode_weight_bytes_per_tok\": %.0f, "
-               "\"decode_cache_bytes_per_tok\": %.0f, \"decode_gb_s\": %.3f, \"machine_read_gb_s\": %.3f, \"machine_fp32_gflops\": %.1f, "
+               "\"decode_cache_bytes_per_tok\": %.0f, \"decode_gb_s\": %.3f, \"machine_read_gb_s\": %.3f, \"machine_read_gb_s_before\": %.3f, "
+               "\"machine_read_gb_s_after\": %.3f, \"machine_fp32_gflops\": %.1f, "
                "\"machine_bf16_gflops\": %.1f, \"kv_cache_bytes\": %.0f, \"prefill_ops\": {",
                dir, threads, kernel_backend_active()->name, ctx, prefill, prefill_tps, decode, decode_tps, per_tok, decode ? wbytes / decode : 0,
-               cache_read, gbs, bw, fp32, bf16, v4c_session_cache_bytes(s));
+               cache_read, gbs, bw, bw_before, bw_after, fp32, bf16, v4c_session_cache_bytes(s));
         for (int k = 0; k < OP_COUNT; k++)
             printf("%s\"%s\": {\"seconds\": %.4f, \"gflops\": %.2f, \"bf16_dot_share\": %.3f, \"peak_fraction\": %.3f}", k ? ", " : "",
                    op_class_name[k], pre.seconds[k], pre.seconds[k] > 0 ? pre.flops[k] / pre.seconds[k] / 1e9 : 0,
@@ -122,7 +126,8 @@ int cmd_bench(int argc, char **argv) {
         printf("}}\n");
     } else {
         printf("model %s, %d threads, %s kernels\n", dir, threads, kernel_backend_active()->name);
-        printf("machine: read %.1f GB/s, FP32 FMA %.1f GFLOP/s, BF16 dot %.1f GFLOP/s\n", bw, fp32, bf16);
+        printf("machine: read %.1f GB/s (%.1f before the runs, %.1f after), FP32 FMA %.1f GFLOP/s, BF16 dot %.1f GFLOP/s\n", bw, bw_before,
+               bw_after, fp32, bf16);
         printf("prefill: %d tokens in %.3f s = %.2f tok/s%s\n", prefill, prefill_s, prefill_tps, ctx ? " (after context)" : "");
         printf("  operation            time     GFLOP/s  via BF16 dot  of the peak for that mix\n");
         for (int k = 0; k < OP_COUNT; k++)

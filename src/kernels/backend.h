@@ -25,6 +25,7 @@ typedef struct {
     int ldx, n;
     const uint16_t *xb; /* quantized input as bf16 (dot_prepare), or */
     const float *xf;    /* FP8 only: a float input reordered by float_prepare */
+    int xf_scalable;    /* float_prepare's answer: xf times any scale is exact */
 } dot_input;
 typedef void (*dot_kernel)(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch);
 enum { DOT_TOKENS = 6 };
@@ -47,7 +48,7 @@ int dot_supported(void); /* AVX-512 with BF16 and VBMI */
 /* x as bf16 in the kernels' order, into xb ([round_up(n, DOT_TOKENS)][cols]);
  * 0 when x is not exactly representable (the exact kernels then run). */
 int dot_prepare(weight_kind kind, const float *x, int ldx, int n, int cols, uint16_t *xb);
-void float_prepare(const float *x, int ldx, int n, int cols, float *xf);
+int float_prepare(const float *x, int ldx, int n, int cols, float *xf);
 void dot_rows(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch);
 
 /* The backend in use: V4C_KERNELS=ref|avx2|avx512-exact|avx512 overrides

@@ -392,52 +392,72 @@ DOT static void rows_float(const v4c_matrix *W, int r0, int r1, const float *x, 
 /* The bf16 byte tables again, widened to floats in lane order: float
  * vector q of a 64-column step holds columns 16L + 4q + i (L = element / 4,
  * i = element % 4); x is laid out the same way by float_prepare. The block
- * scale multiplies the decoded weights (exact), for one token and for the
- * panel alike. */
+ * scale multiplies the decoded weights of the panel, and x for one token
+ * when that is exact: the products, hence the chains, are the same. */
 
-void float_prepare(const float *x, int ldx, int n, int cols, float *xf) {
+int float_prepare(const float *x, int ldx, int n, int cols, float *xf) {
+    int ok = 1; /* every x times a scale within 2^+-EXP_LIMIT stays a normal float */
     for (int t = 0; t < n; t++)
         for (int g = 0; g < cols; g += 64)
             for (int q = 0; q < 4; q++)
-                for (int e = 0; e < 16; e++) xf[(size_t)t * cols + g + 16 * q + e] = x[(size_t)t * ldx + g + 16 * (e / 4) + 4 * q + e % 4];
+                for (int e = 0; e < 16; e++) {
+                    float v = x[(size_t)t * ldx + g + 16 * (e / 4) + 4 * q + e % 4];
+                    int ex;
+                    if (v != 0 && (!isfinite(v) || (frexpf(v, &ex), ex < -80 || ex > 80))) ok = 0;
+                    xf[(size_t)t * cols + g + 16 * q + e] = v;
+                }
+    return ok;
 }
 
-INLINE void fp8_decode_f32(const fp8_tables *T, const uint8_t *p, __m512 scale, __m512 *f) {
+INLINE void fp8_decode_f32(const fp8_tables *T, const uint8_t *p, __m512 *f) {
     __m512i w0, w1, z = _mm512_setzero_si512();
     fp8_decode(T, p, &w0, &w1);
-    f[0] = _mm512_mul_ps(_mm512_castsi512_ps(_mm512_unpacklo_epi16(z, w0)), scale);
-    f[1] = _mm512_mul_ps(_mm512_castsi512_ps(_mm512_unpackhi_epi16(z, w0)), scale);
-    f[2] = _mm512_mul_ps(_mm512_castsi512_ps(_mm512_unpacklo_epi16(z, w1)), scale);
-    f[3] = _mm512_mul_ps(_mm512_castsi512_ps(_mm512_unpackhi_epi16(z, w1)), scale);
+    f[0] = _mm512_castsi512_ps(_mm512_unpacklo_epi16(z, w0));
+    f[1] = _mm512_castsi512_ps(_mm512_unpackhi_epi16(z, w0));
+    f[2] = _mm512_castsi512_ps(_mm512_unpacklo_epi16(z, w1));
+    f[3] = _mm512_castsi512_ps(_mm512_unpackhi_epi16(z, w1));
 }
 
-/* One token, NR rows of one 128-row block; same chain as micro_f32. */
-INLINE void fp8f_rows(const v4c_matrix *W, int r, int NR, const float *xf, float *y) {
+/* One token, NR rows of one 128-row block; same chain as micro_f32. With
+ * xs_scaled the block scales are already in xs (exact: float_prepare
+ * checked the range), else they multiply the weights. */
+INLINE void fp8f_rows(const v4c_matrix *W, int r, int NR, const float *xs, int xs_scaled, float *y) {
     int cols = W->cols, steps = cols / 16;
     fp8_tables T = fp8_tables_load();
     const uint8_t *w = (const uint8_t *)W->data + (size_t)r * cols;
-    __m512 acc[4];
-    __m512d ds[4];
-    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) acc[i] = _mm512_setzero_ps(), ds[i] = _mm512_setzero_pd();
+    __m512 acc[VR];
+    __m512d ds[VR];
+    _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) acc[i] = _mm512_setzero_ps(), ds[i] = _mm512_setzero_pd();
     for (int s = 0; s < steps; s += 4) {
         __m512 scale = _mm512_set1_ps(fp8_block_scale(W, r, s / 8));
-        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {
+        _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) {
             __m512 f[4];
-            fp8_decode_f32(&T, w + (size_t)i * cols + 16 * s, scale, f);
-            _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) acc[i] = _mm512_fmadd_ps(f[q], _mm512_loadu_ps(xf + 16 * (s + q)), acc[i]);
+            fp8_decode_f32(&T, w + (size_t)i * cols + 16 * s, f);
+            _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) {
+                __m512 wq = xs_scaled ? f[q] : _mm512_mul_ps(f[q], scale);
+                acc[i] = _mm512_fmadd_ps(wq, _mm512_loadu_ps(xs + 16 * (s + q)), acc[i]);
+            }
         }
         if ((s + 4) % F_STEPS == 0 || s + 4 == steps)
-            _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) flush(&acc[i], &ds[i]);
+            _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) flush(&acc[i], &ds[i]);
     }
-    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) y[i] = finish(ds[i]);
+    _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) y[i] = finish(ds[i]);
 }
 
-DOT static void fp8f_span(const v4c_matrix *W, int r0, int r1, const float *xf, int n, float *y, int ldy, float *panel) {
+DOT static void fp8f_span(const v4c_matrix *W, int r0, int r1, const float *xf, int xf_scalable, int n, float *y, int ldy, float *panel) {
     int cols = W->cols;
     if (n == 1) {
+        const float *xs = xf;
+        if (xf_scalable) { /* this row block's scales into x, once for its rows */
+            for (int k = 0; k < cols; k += 16)
+                _mm512_storeu_ps(panel + k, _mm512_mul_ps(_mm512_loadu_ps(xf + k), _mm512_set1_ps(fp8_block_scale(W, r0, k / 128))));
+            xs = panel;
+        }
         int r = r0;
-        for (; r + 4 <= r1; r += 4) fp8f_rows(W, r, 4, xf, y + (r - r0));
-        for (; r < r1; r++) fp8f_rows(W, r, 1, xf, y + (r - r0));
+        for (; r + VR <= r1; r += VR)
+            if (xf_scalable) fp8f_rows(W, r, VR, xs, 1, y + (r - r0));
+            else fp8f_rows(W, r, VR, xs, 0, y + (r - r0));
+        for (; r < r1; r++) fp8f_rows(W, r, 1, xs, xf_scalable, y + (r - r0));
         return;
     }
     fp8_tables T = fp8_tables_load();
@@ -446,8 +466,9 @@ DOT static void fp8f_span(const v4c_matrix *W, int r0, int r1, const float *xf, 
         for (int i = 0; i < padded; i++)
             for (int k = 0; k < cols; k += 64) {
                 __m512 f[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-                if (i < nr) fp8_decode_f32(&T, (const uint8_t *)W->data + (size_t)(p0 + i) * cols + k, _mm512_set1_ps(fp8_block_scale(W, p0 + i, k / 128)), f);
-                for (int q = 0; q < 4; q++) _mm512_storeu_ps(panel + (size_t)i * cols + k + 16 * q, f[q]);
+                if (i < nr) fp8_decode_f32(&T, (const uint8_t *)W->data + (size_t)(p0 + i) * cols + k, f);
+                __m512 scale = _mm512_set1_ps(i < nr ? fp8_block_scale(W, p0 + i, k / 128) : 0.0f);
+                for (int q = 0; q < 4; q++) _mm512_storeu_ps(panel + (size_t)i * cols + k + 16 * q, _mm512_mul_ps(f[q], scale));
             }
         for (int t0 = 0; t0 < n; t0 += MT) {
             int nt = n - t0 < MT ? n - t0 : MT;
@@ -479,7 +500,7 @@ DOT static void rows_span(const v4c_matrix *W, int r0, int r1, const dot_input *
         return;
     }
     if (in->xf) { /* FP8 with a float input */
-        fp8f_span(W, r0, r1, in->xf, n, y, ldy, scratch);
+        fp8f_span(W, r0, r1, in->xf, in->xf_scalable, n, y, ldy, scratch);
         return;
     }
     if (n == 1) {

@@ -122,11 +122,11 @@ void matmul(float *y, int ldy, const v4c_matrix *W, int row0, int nrows, const f
     int cols = W->cols, tiles = (nrows + ROW_TILE - 1) / ROW_TILE;
     int parallel = tiles > 1 && (size_t)nrows * cols * (n + 1) > 65536;
     int threads = parallel ? omp_get_max_threads() : 1;
-    dot_input in = {x, ldx, n, NULL, NULL};
+    dot_input in = {x, ldx, n, NULL, NULL, 0};
     if (be->dot && matrix_quantizes_input(W) && !W->scale_is_f32 && cols % 64 == 0) {
         void *buf = reuse_get(0, (size_t)(n + DOT_TOKENS) * cols * 4);
         if (dot_prepare(W->kind, x, ldx, n, cols, buf)) in.xb = buf;
-        else if (W->kind == WK_FP8) float_prepare(x, ldx, n, cols, buf), in.xf = buf;
+        else if (W->kind == WK_FP8) in.xf_scalable = float_prepare(x, ldx, n, cols, buf), in.xf = buf;
     }
     int dot = in.xb || in.xf;
     size_t per_thread = dot ? DOT_SCRATCH(ROW_TILE, cols) : KERNEL_SCRATCH(cols) * sizeof(double);
