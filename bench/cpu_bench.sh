@@ -18,8 +18,8 @@ if [ ! -f "$flash/config.json" ]; then
 fi
 cat "$flash"/*.safetensors > /dev/null # warm the page cache
 echo "== decode and prefill, Flash-shaped model"
-build/v4c bench -m "$flash" -p 512 -n 16 --batch 64
-build/v4c bench -m "$flash" -p 512 -n 16 --batch 64 --json > "$out/flash.json"
+build/v4c bench -m "$flash" -p 512 -n 16
+build/v4c bench -m "$flash" -p 512 -n 16 --json > "$out/flash.json"
 
 tiny="$out/tiny"
 [ -f "$tiny/config.json" ] || build/v4c gen-model --preset tiny -o "$tiny" >/dev/null

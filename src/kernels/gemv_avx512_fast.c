@@ -173,6 +173,15 @@ INLINE void fp4_decode(const fp4_row *R, int g, __m512i *w0, __m512i *w1) {
 
 #define DP(acc, w, x) _mm512_dpbf16_ps((acc), (__m512bh)(w), (__m512bh)(x))
 
+/* One token streams short rows, which the hardware prefetcher picks up
+ * late: while a group of rows (`bytes` from `group`) is being read, step s
+ * of `steps` brings the matching slice of the next group into L2. */
+INLINE void prefetch_next(const void *group, size_t bytes, int s, int steps) {
+    size_t slice = (bytes + steps - 1) / steps;
+    const char *p = (const char *)group + bytes + (size_t)s * slice;
+    for (size_t o = 0; o < slice; o += 64) _mm_prefetch(p + o, _MM_HINT_T1);
+}
+
 /* Lanes l and l+8 are added in float, then the 8 sums in double. */
 INLINE void flush(__m512 *acc, __m512d *ds) {
     __m256 half = _mm256_add_ps(_mm512_castps512_ps256(*acc), _mm512_extractf32x8_ps(*acc, 1));
@@ -194,6 +203,7 @@ INLINE void gemv_rows(const v4c_matrix *W, int r, int NR, const uint16_t *xs, fl
         const uint8_t *w = (const uint8_t *)W->data + (size_t)r * cols;
         for (int g = 0; g < steps; g++) {
             __m512i x0 = _mm512_loadu_si512(xs + 64 * g), x1 = _mm512_loadu_si512(xs + 64 * g + 32);
+            prefetch_next(w, (size_t)NR * cols, g, steps);
             _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) {
                 __m512i w0, w1;
                 fp8_decode(&T, w + (size_t)i * cols + 64 * g, &w0, &w1);
@@ -210,6 +220,7 @@ INLINE void gemv_rows(const v4c_matrix *W, int r, int NR, const uint16_t *xs, fl
         }
         for (int g = 0; g < steps; g++) {
             __m512i x0 = _mm512_loadu_si512(xs + 64 * g), x1 = _mm512_loadu_si512(xs + 64 * g + 32);
+            prefetch_next(R[0].codes, (size_t)NR * (cols / 2), g, steps);
             _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) {
                 __m512i w0, w1;
                 fp4_decode(&R[i], g, &w0, &w1);
@@ -316,8 +327,10 @@ INLINE void float_rows(const v4c_matrix *W, int r, int NR, const float *x, float
     __m512 acc[VR];
     __m512d ds[VR];
     _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) acc[i] = _mm512_setzero_ps(), ds[i] = _mm512_setzero_pd();
+    size_t row_bytes = (size_t)W->cols * (W->kind == WK_F32 ? 4 : 2);
     for (int s = 0; s < steps; s++) {
         __m512 xv = _mm512_loadu_ps(x + 16 * s);
+        prefetch_next((const char *)W->data + (size_t)r * row_bytes, (size_t)NR * row_bytes, s, steps);
         _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) acc[i] = _mm512_fmadd_ps(decode16(W, r + i, 16 * s), xv, acc[i]);
         if (s % F_STEPS == F_STEPS - 1 || s == steps - 1)
             _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) flush(&acc[i], &ds[i]);
@@ -430,6 +443,7 @@ INLINE void fp8f_rows(const v4c_matrix *W, int r, int NR, const float *xs, int x
     _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) acc[i] = _mm512_setzero_ps(), ds[i] = _mm512_setzero_pd();
     for (int s = 0; s < steps; s += 4) {
         __m512 scale = _mm512_set1_ps(fp8_block_scale(W, r, s / 8));
+        prefetch_next(w, (size_t)NR * cols, s / 4, steps / 4);
         _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) {
             __m512 f[4];
             fp8_decode_f32(&T, w + (size_t)i * cols + 16 * s, f);
