@@ -105,6 +105,39 @@ static void test_greedy_mtp(v4c_model *m, const char *name) {
     CHECK(st1.accepted == st2.accepted && st1.drafted > 0, "%s: acceptance reproducible", name);
 }
 
+/* A vocabulary-sized distribution (the vectorised softmax and the blocked
+ * draw): probabilities against a double softmax, including logits far
+ * below the maximum and -inf, and draw frequencies across many blocks. */
+static void test_sampler_large(void) {
+    enum { V = 1000 };
+    static float logits[V], probs[V];
+    unsigned seed = 9;
+    for (int i = 0; i < V; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        logits[i] = ((seed >> 8) / 16777216.0f) * 8 - 4;
+    }
+    logits[7] = -INFINITY, logits[8] = -300, logits[999] = 5;
+    v4c_sampling sp = v4c_sampling_default();
+    sp.temperature = 0.7f;
+    v4c_sampler *s = v4c_sampler_new(&sp, V);
+    v4c_sampler_probs(s, logits, probs);
+    double mx = 5, den = 0, worst = 0;
+    for (int i = 0; i < V; i++) den += isinf(logits[i]) ? 0 : exp((logits[i] - mx) / 0.7);
+    for (int i = 0; i < V; i++) {
+        double want = isinf(logits[i]) ? 0 : exp((logits[i] - mx) / 0.7) / den;
+        double e = fabs(probs[i] - want) / (want > 1e-30 ? want : 1);
+        if (e > worst) worst = e;
+    }
+    CHECK(worst < 2e-6 && probs[7] == 0, "large softmax: worst relative error %.3g", worst);
+    static int hist[V];
+    for (int i = 0; i < 200000; i++) hist[v4c_sampler_draw(s, probs)]++;
+    double chi = 0;
+    for (int i = 0; i < V; i++)
+        if (probs[i] > 1e-4) chi += (hist[i] - 200000.0 * probs[i]) * (hist[i] - 200000.0 * probs[i]) / (200000.0 * probs[i]);
+    CHECK(chi < 1300, "large draw: chi-square %.0f over ~1000 bins", chi);
+    v4c_sampler_free(s);
+}
+
 static void test_sampler(void) {
     enum { V = 6 };
     /* probabilities after softmax at temperature 1: 0.4, 0.3, 0.15, 0.1, 0.05, 0 (tiny) */
@@ -227,6 +260,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     test_sampler();
+    test_sampler_large();
     const char *cases[] = {"tiny-flash", "tiny-bf16"};
     for (int i = 0; i < 2; i++) {
         char dir[4096], err[V4C_ERR_LEN];

@@ -191,26 +191,29 @@ INLINE void flush(__m512 *acc, __m512d *ds) {
 
 INLINE float finish(__m512d ds) { return (float)_mm512_reduce_add_pd(ds); }
 
-/* One token, NR rows (1..4) decoded on the fly. xs: x in chunk order with
- * the FP8 block scales already folded in (FP4: plain x). */
-INLINE void gemv_rows(const v4c_matrix *W, int r, int NR, const uint16_t *xs, float *y) {
+/* NR rows x NT tokens (NR * NT <= VR) decoded on the fly, for one token or
+ * a few: each decoded chunk serves all NT. xs: [NT][cols] in chunk order,
+ * with the FP8 block scales already folded in (FP4: plain x). */
+INLINE void gemv_rows(const v4c_matrix *W, int r, int NR, int NT, const uint16_t *xs, float *y, int ldy) {
     int cols = W->cols, steps = cols / 64, groups = cols / 32;
     __m512 acc[VR];
     __m512d ds[VR];
-    _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) acc[i] = _mm512_setzero_ps(), ds[i] = _mm512_setzero_pd();
+    _Pragma("GCC unroll 8") for (int a = 0; a < NR * NT; a++) acc[a] = _mm512_setzero_ps(), ds[a] = _mm512_setzero_pd();
     if (W->kind == WK_FP8) {
         fp8_tables T = fp8_tables_load();
         const uint8_t *w = (const uint8_t *)W->data + (size_t)r * cols;
         for (int g = 0; g < steps; g++) {
-            __m512i x0 = _mm512_loadu_si512(xs + 64 * g), x1 = _mm512_loadu_si512(xs + 64 * g + 32);
             prefetch_next(w, (size_t)NR * cols, g, steps);
             _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) {
                 __m512i w0, w1;
                 fp8_decode(&T, w + (size_t)i * cols + 64 * g, &w0, &w1);
-                acc[i] = DP(DP(acc[i], w0, x0), w1, x1);
+                _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) {
+                    const uint16_t *xt = xs + (size_t)t * cols + 64 * g;
+                    acc[i * NT + t] = DP(DP(acc[i * NT + t], w0, _mm512_loadu_si512(xt)), w1, _mm512_loadu_si512(xt + 32));
+                }
             }
             if (g % (FLUSH_CHUNKS / 2) == FLUSH_CHUNKS / 2 - 1 || g == steps - 1)
-                _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) flush(&acc[i], &ds[i]);
+                _Pragma("GCC unroll 8") for (int a = 0; a < NR * NT; a++) flush(&acc[a], &ds[a]);
         }
     } else {
         fp4_row R[VR];
@@ -219,19 +222,46 @@ INLINE void gemv_rows(const v4c_matrix *W, int r, int NR, const uint16_t *xs, fl
             R[i].scales = (const uint8_t *)W->scale + (size_t)(r + i) * groups;
         }
         for (int g = 0; g < steps; g++) {
-            __m512i x0 = _mm512_loadu_si512(xs + 64 * g), x1 = _mm512_loadu_si512(xs + 64 * g + 32);
             prefetch_next(R[0].codes, (size_t)NR * (cols / 2), g, steps);
             _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) {
                 __m512i w0, w1;
                 fp4_decode(&R[i], g, &w0, &w1);
-                acc[i] = DP(DP(acc[i], w0, x0), w1, x1);
+                _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) {
+                    const uint16_t *xt = xs + (size_t)t * cols + 64 * g;
+                    acc[i * NT + t] = DP(DP(acc[i * NT + t], w0, _mm512_loadu_si512(xt)), w1, _mm512_loadu_si512(xt + 32));
+                }
             }
             if (g % (FLUSH_CHUNKS / 2) == FLUSH_CHUNKS / 2 - 1 || g == steps - 1)
-                _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) flush(&acc[i], &ds[i]);
+                _Pragma("GCC unroll 8") for (int a = 0; a < NR * NT; a++) flush(&acc[a], &ds[a]);
         }
     }
-    _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) y[i] = finish(ds[i]);
+    _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
+        y[(size_t)t * ldy + i] = finish(ds[i * NT + t]);
 }
+
+/* Rows per pass for NT tokens on the fly: NR * NT <= VR. */
+static inline int rows_for(int nt) { return nt == 1 ? 8 : nt == 2 ? 4 : nt <= 4 ? 2 : 1; }
+
+/* Dispatch of a kernel K(args..., NR, NT, ...) over its constant shapes:
+ * full passes of rows_for(nt) rows, then single rows. */
+#define FEW_TOKENS(K, nr, nt, ...)                                                                                                        \
+    do {                                                                                                                                  \
+        int full_ = (nr) == rows_for(nt);                                                                                                 \
+        switch ((nt) * 2 + full_) {                                                                                                       \
+        case 3: K(8, 1, __VA_ARGS__); break;                                                                                              \
+        case 5: K(4, 2, __VA_ARGS__); break;                                                                                              \
+        case 7: K(2, 3, __VA_ARGS__); break;                                                                                              \
+        case 9: K(2, 4, __VA_ARGS__); break;                                                                                              \
+        case 2: K(1, 1, __VA_ARGS__); break;                                                                                              \
+        case 4: K(1, 2, __VA_ARGS__); break;                                                                                              \
+        case 6: K(1, 3, __VA_ARGS__); break;                                                                                              \
+        case 8: K(1, 4, __VA_ARGS__); break;                                                                                              \
+        case 10: case 11: K(1, 5, __VA_ARGS__); break;                                                                                    \
+        case 12: case 13: K(1, 6, __VA_ARGS__); break;                                                                                    \
+        case 14: case 15: K(1, 7, __VA_ARGS__); break;                                                                                    \
+        default: K(1, 8, __VA_ARGS__); break;                                                                                             \
+        }                                                                                                                                 \
+    } while (0)
 
 /* MR panel rows x NT tokens over all chunks, same chain as gemv_rows. */
 INLINE void micro(const uint16_t *P, int cols, const uint16_t *X, int NT, float *y, int ldy, int nr) {
@@ -321,21 +351,25 @@ INLINE __m512 decode16(const v4c_matrix *W, int r, int k) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
-/* One token, NR rows decoded on the fly. */
-INLINE void float_rows(const v4c_matrix *W, int r, int NR, const float *x, float *y) {
+/* NR rows x NT tokens (NR * NT <= VR) decoded on the fly. */
+INLINE void float_rows(const v4c_matrix *W, int r, int NR, int NT, const float *x, int ldx, float *y, int ldy) {
     int steps = W->cols / 16;
     __m512 acc[VR];
     __m512d ds[VR];
-    _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) acc[i] = _mm512_setzero_ps(), ds[i] = _mm512_setzero_pd();
+    _Pragma("GCC unroll 8") for (int a = 0; a < NR * NT; a++) acc[a] = _mm512_setzero_ps(), ds[a] = _mm512_setzero_pd();
     size_t row_bytes = (size_t)W->cols * (W->kind == WK_F32 ? 4 : 2);
     for (int s = 0; s < steps; s++) {
-        __m512 xv = _mm512_loadu_ps(x + 16 * s);
         prefetch_next((const char *)W->data + (size_t)r * row_bytes, (size_t)NR * row_bytes, s, steps);
-        _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) acc[i] = _mm512_fmadd_ps(decode16(W, r + i, 16 * s), xv, acc[i]);
+        _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) {
+            __m512 w = decode16(W, r + i, 16 * s);
+            _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
+                acc[i * NT + t] = _mm512_fmadd_ps(w, _mm512_loadu_ps(x + (size_t)t * ldx + 16 * s), acc[i * NT + t]);
+        }
         if (s % F_STEPS == F_STEPS - 1 || s == steps - 1)
-            _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) flush(&acc[i], &ds[i]);
+            _Pragma("GCC unroll 8") for (int a = 0; a < NR * NT; a++) flush(&acc[a], &ds[a]);
     }
-    _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) y[i] = finish(ds[i]);
+    _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
+        y[(size_t)t * ldy + i] = finish(ds[i * NT + t]);
 }
 
 /* MR panel rows (stride cols) x NT tokens of float x (stride ldx). */
@@ -364,10 +398,14 @@ INLINE void micro_f32(const float *P, int cols, const float *X, int ldx, int NT,
 
 DOT static void float_span(const v4c_matrix *W, int r0, int r1, const float *x, int ldx, int n, float *y, int ldy, float *panel) {
     int cols = W->cols;
-    if (n == 1) {
-        int r = r0;
-        for (; r + VR <= r1; r += VR) float_rows(W, r, VR, x, y + (r - r0));
-        for (; r < r1; r++) float_rows(W, r, 1, x, y + (r - r0));
+    if (n <= VR) { /* a few tokens: rows decoded on the fly */
+        for (int r = r0; r < r1;) {
+            int nr = r1 - r >= rows_for(n) ? rows_for(n) : 1;
+#define FLOAT_ROWS(NR, NT, ...) float_rows(W, r, NR, NT, x, ldx, y + (r - r0), ldy)
+            FEW_TOKENS(FLOAT_ROWS, nr, n, 0);
+#undef FLOAT_ROWS
+            r += nr;
+        }
         return;
     }
     for (int p0 = r0; p0 < r1; p0 += F_PANEL) {
@@ -431,16 +469,16 @@ INLINE void fp8_decode_f32(const fp8_tables *T, const uint8_t *p, __m512 *f) {
     f[3] = _mm512_castsi512_ps(_mm512_unpackhi_epi16(z, w1));
 }
 
-/* One token, NR rows of one 128-row block; same chain as micro_f32. With
- * xs_scaled the block scales are already in xs (exact: float_prepare
- * checked the range), else they multiply the weights. */
-INLINE void fp8f_rows(const v4c_matrix *W, int r, int NR, const float *xs, int xs_scaled, float *y) {
+/* NR rows of one 128-row block x NT tokens (NR * NT <= VR); same chain as
+ * micro_f32. With xs_scaled the block scales are already in xs (exact:
+ * float_prepare checked the range), else they multiply the weights. */
+INLINE void fp8f_rows(const v4c_matrix *W, int r, int NR, int NT, const float *xs, int xs_scaled, float *y, int ldy) {
     int cols = W->cols, steps = cols / 16;
     fp8_tables T = fp8_tables_load();
     const uint8_t *w = (const uint8_t *)W->data + (size_t)r * cols;
     __m512 acc[VR];
     __m512d ds[VR];
-    _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) acc[i] = _mm512_setzero_ps(), ds[i] = _mm512_setzero_pd();
+    _Pragma("GCC unroll 8") for (int a = 0; a < NR * NT; a++) acc[a] = _mm512_setzero_ps(), ds[a] = _mm512_setzero_pd();
     for (int s = 0; s < steps; s += 4) {
         __m512 scale = _mm512_set1_ps(fp8_block_scale(W, r, s / 8));
         prefetch_next(w, (size_t)NR * cols, s / 4, steps / 4);
@@ -449,29 +487,35 @@ INLINE void fp8f_rows(const v4c_matrix *W, int r, int NR, const float *xs, int x
             fp8_decode_f32(&T, w + (size_t)i * cols + 16 * s, f);
             _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) {
                 __m512 wq = xs_scaled ? f[q] : _mm512_mul_ps(f[q], scale);
-                acc[i] = _mm512_fmadd_ps(wq, _mm512_loadu_ps(xs + 16 * (s + q)), acc[i]);
+                _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
+                    acc[i * NT + t] = _mm512_fmadd_ps(wq, _mm512_loadu_ps(xs + (size_t)t * cols + 16 * (s + q)), acc[i * NT + t]);
             }
         }
         if ((s + 4) % F_STEPS == 0 || s + 4 == steps)
-            _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) flush(&acc[i], &ds[i]);
+            _Pragma("GCC unroll 8") for (int a = 0; a < NR * NT; a++) flush(&acc[a], &ds[a]);
     }
-    _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) y[i] = finish(ds[i]);
+    _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
+        y[(size_t)t * ldy + i] = finish(ds[i * NT + t]);
 }
 
 DOT static void fp8f_span(const v4c_matrix *W, int r0, int r1, const float *xf, int xf_scalable, int n, float *y, int ldy, float *panel) {
     int cols = W->cols;
-    if (n == 1) {
+    if (n <= VR) { /* a few tokens: rows decoded on the fly */
         const float *xs = xf;
         if (xf_scalable) { /* this row block's scales into x, once for its rows */
-            for (int k = 0; k < cols; k += 16)
-                _mm512_storeu_ps(panel + k, _mm512_mul_ps(_mm512_loadu_ps(xf + k), _mm512_set1_ps(fp8_block_scale(W, r0, k / 128))));
+            for (int t = 0; t < n; t++)
+                for (int k = 0; k < cols; k += 16)
+                    _mm512_storeu_ps(panel + (size_t)t * cols + k,
+                                     _mm512_mul_ps(_mm512_loadu_ps(xf + (size_t)t * cols + k), _mm512_set1_ps(fp8_block_scale(W, r0, k / 128))));
             xs = panel;
         }
-        int r = r0;
-        for (; r + VR <= r1; r += VR)
-            if (xf_scalable) fp8f_rows(W, r, VR, xs, 1, y + (r - r0));
-            else fp8f_rows(W, r, VR, xs, 0, y + (r - r0));
-        for (; r < r1; r++) fp8f_rows(W, r, 1, xs, xf_scalable, y + (r - r0));
+        for (int r = r0; r < r1;) {
+            int nr = r1 - r >= rows_for(n) ? rows_for(n) : 1;
+#define FP8F_ROWS(NR, NT, ...) (xf_scalable ? fp8f_rows(W, r, NR, NT, xs, 1, y + (r - r0), ldy) : fp8f_rows(W, r, NR, NT, xs, 0, y + (r - r0), ldy))
+            FEW_TOKENS(FP8F_ROWS, nr, n, 0);
+#undef FP8F_ROWS
+            r += nr;
+        }
         return;
     }
     fp8_tables T = fp8_tables_load();
@@ -517,41 +561,37 @@ DOT static void rows_span(const v4c_matrix *W, int r0, int r1, const dot_input *
         fp8f_span(W, r0, r1, in->xf, in->xf_scalable, n, y, ldy, scratch);
         return;
     }
-    if (n == 1) {
+    if (n <= VR) { /* a few tokens: rows decoded on the fly */
         const uint16_t *xs = in->xb;
         if (fp8) { /* fold this row block's scales into x */
-            uint16_t *s = scratch;
+            uint16_t *sx = scratch;
             const uint8_t *sc = (const uint8_t *)W->scale + (size_t)(r0 / 128) * ((cols + 127) / 128);
-            for (int g = 0; g < cols / 64; g++) {
-                __m512i e7 = _mm512_set1_epi16((short)((sc[g / 2] - 127) * 128));
-                for (int h = 0; h < 2; h++)
-                    _mm512_storeu_si512(s + 64 * g + 32 * h, bf16_scale(_mm512_loadu_si512(in->xb + 64 * g + 32 * h), e7));
-            }
-            xs = s;
+            for (int t = 0; t < n; t++)
+                for (int g = 0; g < cols / 64; g++) {
+                    __m512i e7 = _mm512_set1_epi16((short)((sc[g / 2] - 127) * 128));
+                    for (int h = 0; h < 2; h++) {
+                        size_t at = (size_t)t * cols + 64 * g + 32 * h;
+                        _mm512_storeu_si512(sx + at, bf16_scale(_mm512_loadu_si512(in->xb + at), e7));
+                    }
+                }
+            xs = sx;
         }
-        float *wrow = (float *)((uint16_t *)scratch + cols);
+        float *wrow = (float *)((uint16_t *)scratch + (size_t)VR * cols);
         for (int r = r0; r < r1;) {
-            int nr = r1 - r < VR ? r1 - r : VR;
+            int nr = r1 - r >= rows_for(n) ? rows_for(n) : 1;
             if (!fp8) { /* rows with out-of-range FP4 scales go exact, one by one */
                 int ok = 0;
                 while (ok < nr && fp4_row_ok((const uint8_t *)W->scale + (size_t)(r + ok) * (cols / 32), cols / 32)) ok++;
                 if (ok == 0) {
-                    exact_row(W, r, in->x, in->ldx, 1, y + (r - r0), ldy, wrow);
+                    exact_row(W, r, in->x, in->ldx, n, y + (r - r0), ldy, wrow);
                     r++;
                     continue;
                 }
-                nr = ok;
+                if (ok < nr) nr = 1;
             }
-            switch (nr) {
-            case 1: gemv_rows(W, r, 1, xs, y + (r - r0)); break;
-            case 2: gemv_rows(W, r, 2, xs, y + (r - r0)); break;
-            case 3: gemv_rows(W, r, 3, xs, y + (r - r0)); break;
-            case 4: gemv_rows(W, r, 4, xs, y + (r - r0)); break;
-            case 5: gemv_rows(W, r, 5, xs, y + (r - r0)); break;
-            case 6: gemv_rows(W, r, 6, xs, y + (r - r0)); break;
-            case 7: gemv_rows(W, r, 7, xs, y + (r - r0)); break;
-            default: gemv_rows(W, r, 8, xs, y + (r - r0)); break;
-            }
+#define GEMV_ROWS(NR, NT, ...) gemv_rows(W, r, NR, NT, xs, y + (r - r0), ldy)
+            FEW_TOKENS(GEMV_ROWS, nr, n, 0);
+#undef GEMV_ROWS
             r += nr;
         }
         return;

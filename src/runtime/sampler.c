@@ -1,5 +1,6 @@
 /* Sampling: penalties, temperature, top-k / top-p / min-p, and a seeded
  * generator, so a given seed gives the same tokens on every run. */
+#include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,42 @@ double v4c_sampler_uniform(v4c_sampler *s) { /* xorshift64* */
 }
 
 
+/* p[i] = e^((z[i] - mx) * inv_t) for all i, and their sum. The vocabulary
+ * is 100K+ entries, sampled once per sequence and step: AVX-512 when the
+ * CPU has it (a degree-6 polynomial after range reduction, within 2 ulp of
+ * expf), expf otherwise. */
+#define AVX512 __attribute__((target("avx512f,avx512dq")))
+AVX512 static double exp_shifted_avx512(const float *z, float mx, float inv_t, float *p, int V) {
+    const __m512 log2e = _mm512_set1_ps(1.44269504f), ln2_hi = _mm512_set1_ps(0.693145752f), ln2_lo = _mm512_set1_ps(1.42860677e-6f);
+    const __m512 c2 = _mm512_set1_ps(1.0f / 2), c3 = _mm512_set1_ps(1.0f / 6), c4 = _mm512_set1_ps(1.0f / 24), c5 = _mm512_set1_ps(1.0f / 120),
+                 c6 = _mm512_set1_ps(1.0f / 720), one = _mm512_set1_ps(1.0f), lowest = _mm512_set1_ps(-87.0f);
+    __m512d sum_lo = _mm512_setzero_pd(), sum_hi = _mm512_setzero_pd();
+    int i = 0;
+    for (; i + 16 <= V; i += 16) {
+        __m512 x = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(z + i), _mm512_set1_ps(mx)), _mm512_set1_ps(inv_t));
+        __mmask16 under = _mm512_cmp_ps_mask(x, lowest, _CMP_LT_OQ); /* also -inf; NaN never: mx is the max */
+        x = _mm512_max_ps(x, lowest);
+        __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m512 r = _mm512_fnmadd_ps(n, ln2_lo, _mm512_fnmadd_ps(n, ln2_hi, x));
+        __m512 q = _mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_fmadd_ps(c6, r, c5), r, c4), r, c3), r, c2);
+        __m512 e = _mm512_scalef_ps(_mm512_fmadd_ps(_mm512_fmadd_ps(q, r, one), r, one), n);
+        e = _mm512_maskz_mov_ps((__mmask16)~under, e);
+        _mm512_storeu_ps(p + i, e);
+        sum_lo = _mm512_add_pd(sum_lo, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+        sum_hi = _mm512_add_pd(sum_hi, _mm512_cvtps_pd(_mm512_extractf32x8_ps(e, 1)));
+    }
+    double sum = _mm512_reduce_add_pd(_mm512_add_pd(sum_lo, sum_hi));
+    for (; i < V; i++) sum += p[i] = expf((z[i] - mx) * inv_t);
+    return sum;
+}
+
+static double exp_shifted(const float *z, float mx, float inv_t, float *p, int V) {
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")) return exp_shifted_avx512(z, mx, inv_t, p, V);
+    double sum = 0;
+    for (int i = 0; i < V; i++) sum += p[i] = expf((z[i] - mx) * inv_t);
+    return sum;
+}
+
 static int by_prob_desc(const void *a, const void *b, void *key) {
     const float *sort_key = key;
     float x = sort_key[*(const int *)a], y = sort_key[*(const int *)b];
@@ -85,10 +122,10 @@ void v4c_sampler_probs(v4c_sampler *s, const float *logits, float *probs) {
         return;
     }
     float mx = -INFINITY;
-    for (int i = 0; i < V; i++) mx = fmaxf(mx, z[i]);
-    double sum = 0;
-    for (int i = 0; i < V; i++) sum += probs[i] = expf((z[i] - mx) / s->p.temperature);
-    for (int i = 0; i < V; i++) probs[i] = (float)(probs[i] / sum);
+    for (int i = 0; i < V; i++) mx = z[i] > mx ? z[i] : mx;
+    double sum = exp_shifted(z, mx, 1.0f / s->p.temperature, probs, V);
+    float inv = (float)(1.0 / sum);
+    for (int i = 0; i < V; i++) probs[i] *= inv;
 
     int filtered = (s->p.top_k > 0 && s->p.top_k < V) || s->p.top_p < 1 || s->p.min_p > 0;
     if (!filtered) return;
@@ -117,12 +154,26 @@ void v4c_sampler_probs(v4c_sampler *s, const float *logits, float *probs) {
 
 int32_t v4c_sampler_draw(v4c_sampler *s, const float *probs) {
     double u = v4c_sampler_uniform(s), cum = 0;
-    int last = 0;
-    for (int i = 0; i < s->vocab; i++) {
-        if (probs[i] <= 0) continue;
-        cum += probs[i];
-        last = i;
-        if (u < cum) return i;
+    int last = 0, V = s->vocab;
+    for (int b = 0; b < V; b += 64) {
+        int e = b + 64 < V ? b + 64 : V;
+        double block = 0; /* whole blocks below u are skipped at once */
+        for (int i = b; i < e; i++) block += probs[i];
+        if (cum + block <= u && e < V) {
+            cum += block;
+            for (int i = e - 1; i >= b; i--)
+                if (probs[i] > 0) {
+                    last = i;
+                    break;
+                }
+            continue;
+        }
+        for (int i = b; i < e; i++) {
+            if (probs[i] <= 0) continue;
+            cum += probs[i];
+            last = i;
+            if (u < cum) return i;
+        }
     }
     return last; /* rounding left u above the total */
 }
