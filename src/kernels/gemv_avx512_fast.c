@@ -40,6 +40,7 @@ enum {
     FLUSH_CHUNKS = 16, /* 512 columns: 32 products per float lane */
     MR = 4,            /* rows per micro-tile (panel rows padded to it) */
     VR = 8,            /* rows decoded together for one token: more streams, fewer flushes per byte */
+    VA = 8,            /* accumulators of a few-token pass (rows x tokens) */
     MT = DOT_TOKENS,   /* tokens per micro-tile */
     EXP_LIMIT = 40,    /* |log2| of scales and inputs kept far from the float range ends */
 };
@@ -191,14 +192,37 @@ INLINE void flush(__m512 *acc, __m512d *ds) {
 
 INLINE float finish(__m512d ds) { return (float)_mm512_reduce_add_pd(ds); }
 
-/* NR rows x NT tokens (NR * NT <= VR) decoded on the fly, for one token or
+/* finish() of 8 vectors at once, bit for bit: the same pairings as
+ * _mm512_reduce_add_pd ((hi 256 + lo 256), then (hi 128 + lo 128), then the
+ * two lanes), done on transposed pairs. Short rows pay less per output. */
+INLINE void finish8(const __m512d *a, float *out) {
+    __m512d u[4], v[2];
+    _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++)
+        u[k] = _mm512_add_pd(_mm512_shuffle_f64x2(a[2 * k], a[2 * k + 1], _MM_SHUFFLE(3, 2, 3, 2)),
+                             _mm512_shuffle_f64x2(a[2 * k], a[2 * k + 1], _MM_SHUFFLE(1, 0, 1, 0)));
+    _Pragma("GCC unroll 2") for (int k = 0; k < 2; k++)
+        v[k] = _mm512_add_pd(_mm512_shuffle_f64x2(u[2 * k], u[2 * k + 1], _MM_SHUFFLE(3, 1, 3, 1)),
+                             _mm512_shuffle_f64x2(u[2 * k], u[2 * k + 1], _MM_SHUFFLE(2, 0, 2, 0)));
+    __m512d w = _mm512_add_pd(_mm512_unpackhi_pd(v[0], v[1]), _mm512_unpacklo_pd(v[0], v[1])); /* f0 f4 f1 f5 f2 f6 f3 f7 */
+    __m256 f = _mm256_permutexvar_ps(_mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7), _mm512_cvtpd_ps(w));
+    _mm256_storeu_ps(out, f);
+}
+
+/* finish() of n vectors into out[0..n). */
+INLINE void finish_all(const __m512d *ds, int n, float *out) {
+    int a = 0;
+    for (; a + 8 <= n; a += 8) finish8(ds + a, out + a);
+    for (; a < n; a++) out[a] = finish(ds[a]);
+}
+
+/* NR rows x NT tokens (NR * NT <= VA) decoded on the fly, for one token or
  * a few: each decoded chunk serves all NT. xs: [NT][cols] in chunk order,
  * with the FP8 block scales already folded in (FP4: plain x). */
 INLINE void gemv_rows(const v4c_matrix *W, int r, int NR, int NT, const uint16_t *xs, float *y, int ldy) {
     int cols = W->cols, steps = cols / 64, groups = cols / 32;
-    __m512 acc[VR];
-    __m512d ds[VR];
-    _Pragma("GCC unroll 8") for (int a = 0; a < NR * NT; a++) acc[a] = _mm512_setzero_ps(), ds[a] = _mm512_setzero_pd();
+    __m512 acc[VA];
+    __m512d ds[VA];
+    _Pragma("GCC unroll 16") for (int a = 0; a < NR * NT; a++) acc[a] = _mm512_setzero_ps(), ds[a] = _mm512_setzero_pd();
     if (W->kind == WK_FP8) {
         fp8_tables T = fp8_tables_load();
         const uint8_t *w = (const uint8_t *)W->data + (size_t)r * cols;
@@ -213,7 +237,7 @@ INLINE void gemv_rows(const v4c_matrix *W, int r, int NR, int NT, const uint16_t
                 }
             }
             if (g % (FLUSH_CHUNKS / 2) == FLUSH_CHUNKS / 2 - 1 || g == steps - 1)
-                _Pragma("GCC unroll 8") for (int a = 0; a < NR * NT; a++) flush(&acc[a], &ds[a]);
+                _Pragma("GCC unroll 16") for (int a = 0; a < NR * NT; a++) flush(&acc[a], &ds[a]);
         }
     } else {
         fp4_row R[VR];
@@ -232,14 +256,17 @@ INLINE void gemv_rows(const v4c_matrix *W, int r, int NR, int NT, const uint16_t
                 }
             }
             if (g % (FLUSH_CHUNKS / 2) == FLUSH_CHUNKS / 2 - 1 || g == steps - 1)
-                _Pragma("GCC unroll 8") for (int a = 0; a < NR * NT; a++) flush(&acc[a], &ds[a]);
+                _Pragma("GCC unroll 16") for (int a = 0; a < NR * NT; a++) flush(&acc[a], &ds[a]);
         }
     }
+    float out[VA];
+    finish_all(ds, NR * NT, out);
     _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
-        y[(size_t)t * ldy + i] = finish(ds[i * NT + t]);
+        y[(size_t)t * ldy + i] = out[i * NT + t];
 }
 
-/* Rows per pass for NT tokens on the fly: NR * NT <= VR. */
+/* Rows per pass for NT tokens on the fly: NR * NT <= VR (more accumulators
+ * spill: measured slower). */
 static inline int rows_for(int nt) { return nt == 1 ? 8 : nt == 2 ? 4 : nt <= 4 ? 2 : 1; }
 
 /* Dispatch of a kernel K(args..., NR, NT, ...) over its constant shapes:
@@ -283,8 +310,11 @@ INLINE void micro(const uint16_t *P, int cols, const uint16_t *X, int NT, float 
             _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++)
                 flush(&acc[i][t], &ds[i][t]);
     }
+    float out[MR * MT];
+    if (NT == MT) finish_all(&ds[0][0], MR * MT, out);
+    else _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++) out[i * MT + t] = finish(ds[i][t]);
     _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) if (i < nr) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++)
-        y[(size_t)t * ldy + i] = finish(ds[i][t]);
+        y[(size_t)t * ldy + i] = out[i * MT + t];
 }
 
 /* Decode rows [r, r+nr) into a bf16 panel (scales folded in), zero rows up
@@ -351,12 +381,12 @@ INLINE __m512 decode16(const v4c_matrix *W, int r, int k) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
-/* NR rows x NT tokens (NR * NT <= VR) decoded on the fly. */
+/* NR rows x NT tokens (NR * NT <= VA) decoded on the fly. */
 INLINE void float_rows(const v4c_matrix *W, int r, int NR, int NT, const float *x, int ldx, float *y, int ldy) {
     int steps = W->cols / 16;
-    __m512 acc[VR];
-    __m512d ds[VR];
-    _Pragma("GCC unroll 8") for (int a = 0; a < NR * NT; a++) acc[a] = _mm512_setzero_ps(), ds[a] = _mm512_setzero_pd();
+    __m512 acc[VA];
+    __m512d ds[VA];
+    _Pragma("GCC unroll 16") for (int a = 0; a < NR * NT; a++) acc[a] = _mm512_setzero_ps(), ds[a] = _mm512_setzero_pd();
     size_t row_bytes = (size_t)W->cols * (W->kind == WK_F32 ? 4 : 2);
     for (int s = 0; s < steps; s++) {
         prefetch_next((const char *)W->data + (size_t)r * row_bytes, (size_t)NR * row_bytes, s, steps);
@@ -366,10 +396,12 @@ INLINE void float_rows(const v4c_matrix *W, int r, int NR, int NT, const float *
                 acc[i * NT + t] = _mm512_fmadd_ps(w, _mm512_loadu_ps(x + (size_t)t * ldx + 16 * s), acc[i * NT + t]);
         }
         if (s % F_STEPS == F_STEPS - 1 || s == steps - 1)
-            _Pragma("GCC unroll 8") for (int a = 0; a < NR * NT; a++) flush(&acc[a], &ds[a]);
+            _Pragma("GCC unroll 16") for (int a = 0; a < NR * NT; a++) flush(&acc[a], &ds[a]);
     }
+    float out[VA];
+    finish_all(ds, NR * NT, out);
     _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
-        y[(size_t)t * ldy + i] = finish(ds[i * NT + t]);
+        y[(size_t)t * ldy + i] = out[i * NT + t];
 }
 
 /* MR panel rows (stride cols) x NT tokens of float x (stride ldx). */
@@ -392,8 +424,11 @@ INLINE void micro_f32(const float *P, int cols, const float *X, int ldx, int NT,
             _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++)
                 flush(&acc[i][t], &ds[i][t]);
     }
+    float out[MR * MT];
+    if (NT == MT) finish_all(&ds[0][0], MR * MT, out);
+    else _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++) out[i * MT + t] = finish(ds[i][t]);
     _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) if (i < nr) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++)
-        y[(size_t)t * ldy + i] = finish(ds[i][t]);
+        y[(size_t)t * ldy + i] = out[i * MT + t];
 }
 
 DOT static void float_span(const v4c_matrix *W, int r0, int r1, const float *x, int ldx, int n, float *y, int ldy, float *panel) {
@@ -469,16 +504,16 @@ INLINE void fp8_decode_f32(const fp8_tables *T, const uint8_t *p, __m512 *f) {
     f[3] = _mm512_castsi512_ps(_mm512_unpackhi_epi16(z, w1));
 }
 
-/* NR rows of one 128-row block x NT tokens (NR * NT <= VR); same chain as
+/* NR rows of one 128-row block x NT tokens (NR * NT <= VA); same chain as
  * micro_f32. With xs_scaled the block scales are already in xs (exact:
  * float_prepare checked the range), else they multiply the weights. */
 INLINE void fp8f_rows(const v4c_matrix *W, int r, int NR, int NT, const float *xs, int xs_scaled, float *y, int ldy) {
     int cols = W->cols, steps = cols / 16;
     fp8_tables T = fp8_tables_load();
     const uint8_t *w = (const uint8_t *)W->data + (size_t)r * cols;
-    __m512 acc[VR];
-    __m512d ds[VR];
-    _Pragma("GCC unroll 8") for (int a = 0; a < NR * NT; a++) acc[a] = _mm512_setzero_ps(), ds[a] = _mm512_setzero_pd();
+    __m512 acc[VA];
+    __m512d ds[VA];
+    _Pragma("GCC unroll 16") for (int a = 0; a < NR * NT; a++) acc[a] = _mm512_setzero_ps(), ds[a] = _mm512_setzero_pd();
     for (int s = 0; s < steps; s += 4) {
         __m512 scale = _mm512_set1_ps(fp8_block_scale(W, r, s / 8));
         prefetch_next(w, (size_t)NR * cols, s / 4, steps / 4);
@@ -492,10 +527,12 @@ INLINE void fp8f_rows(const v4c_matrix *W, int r, int NR, int NT, const float *x
             }
         }
         if ((s + 4) % F_STEPS == 0 || s + 4 == steps)
-            _Pragma("GCC unroll 8") for (int a = 0; a < NR * NT; a++) flush(&acc[a], &ds[a]);
+            _Pragma("GCC unroll 16") for (int a = 0; a < NR * NT; a++) flush(&acc[a], &ds[a]);
     }
+    float out[VA];
+    finish_all(ds, NR * NT, out);
     _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
-        y[(size_t)t * ldy + i] = finish(ds[i * NT + t]);
+        y[(size_t)t * ldy + i] = out[i * NT + t];
 }
 
 DOT static void fp8f_span(const v4c_matrix *W, int r0, int r1, const float *xf, int xf_scalable, int n, float *y, int ldy, float *panel) {
