@@ -5,7 +5,8 @@
 # /v1/completions requests of MAX_TOKENS (default 64, temperature 0.8) back to back.
 # Batching works when the 8 clients' aggregate decode tokens/s is well above
 # the single client's (target: >= 3x). Loopback only.
-# usage: bench/server_bench.sh [SECONDS] [MAX_TOKENS] [TEMPERATURE]   (V4C=path: use that binary, no build)
+# usage: bench/server_bench.sh [SECONDS] [MAX_TOKENS] [TEMPERATURE]   (V4C=path: use that binary, no build;
+#        GEN_ARGS="--preset flash --layers 2 --experts 16": the model's shape, default a tiny random one)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60} max=${2:-64} temp=${3:-0.8}
@@ -18,7 +19,8 @@ fi
 tmp=$(mktemp -d)
 pid=
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
-"$V4C" gen-model --vocab 129280 --tokenizer tests/data/tokenizer/deepseek-v4-tokenizer.json -o "$tmp/model" >/dev/null
+# shellcheck disable=SC2086 # GEN_ARGS is a list of options
+"$V4C" gen-model ${GEN_ARGS:-} --vocab 129280 --tokenizer tests/data/tokenizer/deepseek-v4-tokenizer.json -o "$tmp/model" >/dev/null
 "$V4C" serve -m "$tmp/model" --port 0 --parallel 8 >"$tmp/log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do grep -q listening "$tmp/log" && break; sleep 0.1; done
