@@ -42,6 +42,7 @@ enum {
     VR = 8,            /* rows decoded together for one token: more streams, fewer flushes per byte */
     VA = 8,            /* accumulators of a few-token pass (rows x tokens) */
     FEW = 4,           /* up to this many tokens, rows are decoded on the fly; more go through a panel (measured faster from 5) */
+    FEW_SHORT = 8,     /* the same for short rows (<= 1024 columns), where a panel's per-output costs weigh more */
     MT = DOT_TOKENS,   /* tokens per micro-tile */
     EXP_LIMIT = 40,    /* |log2| of scales and inputs kept far from the float range ends */
 };
@@ -434,7 +435,7 @@ INLINE void micro_f32(const float *P, int cols, const float *X, int ldx, int NT,
 
 DOT static void float_span(const v4c_matrix *W, int r0, int r1, const float *x, int ldx, int n, float *y, int ldy, float *panel) {
     int cols = W->cols;
-    if (n <= FEW) { /* a few tokens: rows decoded on the fly */
+    if (n <= (cols <= 1024 ? FEW_SHORT : FEW)) { /* a few tokens: rows decoded on the fly */
         for (int r = r0; r < r1;) {
             int nr = r1 - r >= rows_for(n) ? rows_for(n) : 1;
 #define FLOAT_ROWS(NR, NT, ...) float_rows(W, r, NR, NT, x, ldx, y + (r - r0), ldy)
@@ -538,7 +539,7 @@ INLINE void fp8f_rows(const v4c_matrix *W, int r, int NR, int NT, const float *x
 
 DOT static void fp8f_span(const v4c_matrix *W, int r0, int r1, const float *xf, int xf_scalable, int n, float *y, int ldy, float *panel) {
     int cols = W->cols;
-    if (n <= FEW) { /* a few tokens: rows decoded on the fly */
+    if (n <= (cols <= 1024 ? FEW_SHORT : FEW)) { /* a few tokens: rows decoded on the fly */
         const float *xs = xf;
         if (xf_scalable) { /* this row block's scales into x, once for its rows */
             for (int t = 0; t < n; t++)
@@ -599,7 +600,7 @@ DOT static void rows_span(const v4c_matrix *W, int r0, int r1, const dot_input *
         fp8f_span(W, r0, r1, in->xf, in->xf_scalable, n, y, ldy, scratch);
         return;
     }
-    if (n <= FEW) { /* a few tokens: rows decoded on the fly */
+    if (n <= (cols <= 1024 ? FEW_SHORT : FEW)) { /* a few tokens: rows decoded on the fly */
         const uint16_t *xs = in->xb;
         if (fp8) { /* fold this row block's scales into x */
             uint16_t *sx = scratch;
