@@ -433,6 +433,27 @@ INLINE void micro_f32(const float *P, int cols, const float *X, int ldx, int NT,
         y[(size_t)t * ldy + i] = out[i * MT + t];
 }
 
+/* A decoded float panel of nr rows against n tokens of x, in micro-tiles. */
+DOT static void panel_tiles_f32(const float *panel, int nr, int cols, const float *x, int ldx, int n, float *y, int ldy) {
+    for (int t0 = 0; t0 < n; t0 += MT) {
+        int nt = n - t0 < MT ? n - t0 : MT;
+        const float *X = x + (size_t)t0 * ldx;
+        for (int i = 0; i < nr; i += MR) {
+            float *yt = y + (size_t)t0 * ldy + i;
+            int rows = nr - i < MR ? nr - i : MR;
+            const float *Pi = panel + (size_t)i * cols;
+            switch (nt) {
+            case 1: micro_f32(Pi, cols, X, ldx, 1, yt, ldy, rows); break;
+            case 2: micro_f32(Pi, cols, X, ldx, 2, yt, ldy, rows); break;
+            case 3: micro_f32(Pi, cols, X, ldx, 3, yt, ldy, rows); break;
+            case 4: micro_f32(Pi, cols, X, ldx, 4, yt, ldy, rows); break;
+            case 5: micro_f32(Pi, cols, X, ldx, 5, yt, ldy, rows); break;
+            default: micro_f32(Pi, cols, X, ldx, 6, yt, ldy, rows); break;
+            }
+        }
+    }
+}
+
 DOT static void float_span(const v4c_matrix *W, int r0, int r1, const float *x, int ldx, int n, float *y, int ldy, float *panel) {
     int cols = W->cols;
     if (n <= (cols <= 1024 ? FEW_SHORT : FEW)) { /* a few tokens: rows decoded on the fly */
@@ -450,23 +471,7 @@ DOT static void float_span(const v4c_matrix *W, int r0, int r1, const float *x, 
         for (int i = 0; i < padded; i++)
             for (int k = 0; k < cols; k += 16)
                 _mm512_storeu_ps(panel + (size_t)i * cols + k, i < nr ? decode16(W, p0 + i, k) : _mm512_setzero_ps());
-        for (int t0 = 0; t0 < n; t0 += MT) {
-            int nt = n - t0 < MT ? n - t0 : MT;
-            const float *X = x + (size_t)t0 * ldx;
-            for (int i = 0; i < nr; i += MR) {
-                float *yt = y + (size_t)t0 * ldy + (p0 - r0) + i;
-                int rows = nr - i < MR ? nr - i : MR;
-                const float *Pi = panel + (size_t)i * cols;
-                switch (nt) {
-                case 1: micro_f32(Pi, cols, X, ldx, 1, yt, ldy, rows); break;
-                case 2: micro_f32(Pi, cols, X, ldx, 2, yt, ldy, rows); break;
-                case 3: micro_f32(Pi, cols, X, ldx, 3, yt, ldy, rows); break;
-                case 4: micro_f32(Pi, cols, X, ldx, 4, yt, ldy, rows); break;
-                case 5: micro_f32(Pi, cols, X, ldx, 5, yt, ldy, rows); break;
-                default: micro_f32(Pi, cols, X, ldx, 6, yt, ldy, rows); break;
-                }
-            }
-        }
+        panel_tiles_f32(panel, nr, cols, x, ldx, n, y + (p0 - r0), ldy);
     }
 }
 
@@ -567,23 +572,7 @@ DOT static void fp8f_span(const v4c_matrix *W, int r0, int r1, const float *xf, 
                 __m512 scale = _mm512_set1_ps(i < nr ? fp8_block_scale(W, p0 + i, k / 128) : 0.0f);
                 for (int q = 0; q < 4; q++) _mm512_storeu_ps(panel + (size_t)i * cols + k + 16 * q, _mm512_mul_ps(f[q], scale));
             }
-        for (int t0 = 0; t0 < n; t0 += MT) {
-            int nt = n - t0 < MT ? n - t0 : MT;
-            const float *X = xf + (size_t)t0 * cols;
-            for (int i = 0; i < nr; i += MR) {
-                float *yt = y + (size_t)t0 * ldy + (p0 - r0) + i;
-                int rows = nr - i < MR ? nr - i : MR;
-                const float *Pi = panel + (size_t)i * cols;
-                switch (nt) {
-                case 1: micro_f32(Pi, cols, X, cols, 1, yt, ldy, rows); break;
-                case 2: micro_f32(Pi, cols, X, cols, 2, yt, ldy, rows); break;
-                case 3: micro_f32(Pi, cols, X, cols, 3, yt, ldy, rows); break;
-                case 4: micro_f32(Pi, cols, X, cols, 4, yt, ldy, rows); break;
-                case 5: micro_f32(Pi, cols, X, cols, 5, yt, ldy, rows); break;
-                default: micro_f32(Pi, cols, X, cols, 6, yt, ldy, rows); break;
-                }
-            }
-        }
+        panel_tiles_f32(panel, nr, cols, xf, cols, n, y + (p0 - r0), ldy);
     }
 }
 
