@@ -8,8 +8,8 @@
 
 /* y[j*ldy + (r - r0)] = W[r] . x_j for r in [r0, r1), j < n.
  * x: [n][ldx] floats. xd: the same values in double, laid out for the
- * kind (see matmul_prepare_input), or NULL for F32/BF16. FP8/FP4 products
- * are accumulated exactly (docs/numerics.md). */
+ * kind (see matmul_prepare_input), for the exact kernels; NULL for the
+ * fast backend's own rows. */
 typedef void (*rows_kernel)(const v4c_matrix *W, int r0, int r1, const float *x, const double *xd, int ldx, int n, float *y, int ldy,
                             double *scratch);
 

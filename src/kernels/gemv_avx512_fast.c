@@ -28,6 +28,7 @@
 #include <pthread.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "formats/dtype.h"
@@ -373,7 +374,14 @@ DOT static int fp8_block_ok(const v4c_matrix *W, int r) {
  * token alone (rows decoded on the fly) or a batch (rows decoded into a
  * float panel first). */
 
-enum { F_STEPS = 32, F_PANEL = 16 /* rows per float panel: 16 x 16K columns x 4 bytes fits L2 */ };
+enum { F_STEPS = 32, F_PANEL = 16 /* most rows per float panel (the scratch holds 16) */ };
+
+/* Rows per float panel: at most 256 KB, so the panel stays in L2 while
+ * every token group reads it (mHC's 16K-column mixes get 4 rows). */
+static inline int panel_rows(int cols) {
+    int rows = 65536 / cols / MR * MR;
+    return rows < MR ? MR : rows > F_PANEL ? F_PANEL : rows;
+}
 
 /* 16 weights of row r from column k. */
 INLINE __m512 decode16(const v4c_matrix *W, int r, int k) {
@@ -466,8 +474,8 @@ DOT static void float_span(const v4c_matrix *W, int r0, int r1, const float *x, 
         }
         return;
     }
-    for (int p0 = r0; p0 < r1; p0 += F_PANEL) {
-        int nr = r1 - p0 < F_PANEL ? r1 - p0 : F_PANEL, padded = (nr + MR - 1) / MR * MR;
+    for (int p0 = r0, pr = panel_rows(cols); p0 < r1; p0 += pr) {
+        int nr = r1 - p0 < pr ? r1 - p0 : pr, padded = (nr + MR - 1) / MR * MR;
         for (int i = 0; i < padded; i++)
             for (int k = 0; k < cols; k += 16)
                 _mm512_storeu_ps(panel + (size_t)i * cols + k, i < nr ? decode16(W, p0 + i, k) : _mm512_setzero_ps());
@@ -477,8 +485,13 @@ DOT static void float_span(const v4c_matrix *W, int r0, int r1, const float *x, 
 
 DOT static void rows_float(const v4c_matrix *W, int r0, int r1, const float *x, const double *xd, int ldx, int n, float *y, int ldy,
                            double *scratch) {
-    if (W->cols % 16) backend_avx512.rows[W->kind](W, r0, r1, x, xd, ldx, n, y, ldy, scratch);
-    else float_span(W, r0, r1, x, ldx, n, y, ldy, (float *)scratch);
+    if (W->cols % 16) { /* the exact kernel, with the double inputs matmul leaves to this backend */
+        double *own = xd ? NULL : matmul_prepare_input(W->kind, x, ldx, n, W->cols);
+        backend_avx512.rows[W->kind](W, r0, r1, x, xd ? xd : own, ldx, n, y, ldy, scratch);
+        free(own);
+    } else {
+        float_span(W, r0, r1, x, ldx, n, y, ldy, (float *)scratch);
+    }
 }
 
 /* ---- FP8 weights with float inputs (wo_a) -------------------------------- */
@@ -563,8 +576,8 @@ DOT static void fp8f_span(const v4c_matrix *W, int r0, int r1, const float *xf, 
         return;
     }
     fp8_tables T = fp8_tables_load();
-    for (int p0 = r0; p0 < r1; p0 += F_PANEL) {
-        int nr = r1 - p0 < F_PANEL ? r1 - p0 : F_PANEL, padded = (nr + MR - 1) / MR * MR;
+    for (int p0 = r0, pr = panel_rows(cols); p0 < r1; p0 += pr) {
+        int nr = r1 - p0 < pr ? r1 - p0 : pr, padded = (nr + MR - 1) / MR * MR;
         for (int i = 0; i < padded; i++)
             for (int k = 0; k < cols; k += 64) {
                 __m512 f[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};

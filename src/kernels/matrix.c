@@ -119,9 +119,20 @@ static void *reuse_get(int which, size_t size) {
 void matmul(float *y, int ldy, const v4c_matrix *W, int row0, int nrows, const float *x, int ldx, int n) {
     double t_start = omp_get_wtime();
     const kernel_backend *be = kernel_backend_active();
-    int cols = W->cols, tiles = (nrows + ROW_TILE - 1) / ROW_TILE;
-    int parallel = tiles > 1 && (size_t)nrows * cols * (n + 1) > 65536;
-    int threads = parallel ? omp_get_max_threads() : 1;
+    int cols = W->cols, tiles = (nrows + ROW_TILE - 1) / ROW_TILE, max_threads = omp_get_max_threads();
+    /* Work items: row tiles, and for a matrix of fewer tiles than threads
+     * with many inputs (mHC's 24-row mixes, in prefill) slices of the inputs
+     * too. Every output is its own summation chain, so the split does not
+     * change a bit. */
+    int slice = n, slices = 1;
+    if (tiles < max_threads && n >= 2 * DOT_TOKENS) {
+        slice = (n + max_threads - 1) / max_threads;
+        slice = (slice + DOT_TOKENS - 1) / DOT_TOKENS * DOT_TOKENS;
+        slices = (n + slice - 1) / slice;
+    }
+    int items = tiles * slices;
+    int parallel = items > 1 && (size_t)nrows * cols * (n + 1) > 65536;
+    int threads = parallel ? max_threads : 1;
     dot_input in = {x, ldx, n, NULL, NULL, 0};
     if (be->dot && matrix_quantizes_input(W) && !W->scale_is_f32 && cols % 64 == 0) {
         void *buf = reuse_get(0, (size_t)(n + DOT_TOKENS) * cols * 4);
@@ -132,16 +143,24 @@ void matmul(float *y, int ldy, const v4c_matrix *W, int row0, int nrows, const f
     size_t per_thread = dot ? DOT_SCRATCH(ROW_TILE, cols) : KERNEL_SCRATCH(cols) * sizeof(double);
     per_thread = (per_thread + 63) & ~(size_t)63;
     char *scratch = reuse_get(1, threads * per_thread);
-    double *xd = dot ? NULL : matmul_prepare_input(W->kind, x, ldx, n, cols);
     rows_kernel k = be->rows[W->kind] ? be->rows[W->kind] : be->exact->rows[W->kind];
-    /* Rows are split across threads; each weight row is read once per call
-     * and used for all n inputs. */
+    /* The exact kernels take the inputs in double; the fast ones do not (the
+     * copy would be n x cols doubles per call). */
+    double *xd = dot || (be->exact && be->rows[W->kind]) ? NULL : matmul_prepare_input(W->kind, x, ldx, n, cols);
+    /* Each weight row is read once per item and used for all its inputs. */
 #pragma omp parallel for schedule(static) if (parallel)
-    for (int t = 0; t < tiles; t++) {
+    for (int it = 0; it < items; it++) {
+        int t = it / slices, j0 = it % slices * slice, nj = n - j0 < slice ? n - j0 : slice;
         int r0 = t * ROW_TILE, r1 = r0 + ROW_TILE < nrows ? r0 + ROW_TILE : nrows;
         void *mine = scratch + (size_t)omp_get_thread_num() * per_thread;
-        if (dot) be->dot(W, row0 + r0, row0 + r1, &in, y + r0, ldy, mine);
-        else k(W, row0 + r0, row0 + r1, x, xd, ldx, n, y + r0, ldy, mine);
+        float *yt = y + (size_t)j0 * ldy + r0;
+        if (dot) {
+            dot_input part = {x + (size_t)j0 * ldx, ldx, nj, in.xb ? in.xb + (size_t)j0 * cols : NULL, in.xf ? in.xf + (size_t)j0 * cols : NULL,
+                              in.xf_scalable};
+            be->dot(W, row0 + r0, row0 + r1, &part, yt, ldy, mine);
+        } else {
+            k(W, row0 + r0, row0 + r1, x + (size_t)j0 * ldx, xd ? xd + (size_t)j0 * cols : NULL, ldx, nj, yt, ldy, mine);
+        }
     }
     free(xd);
     matmul_prof.seconds[W->op] += omp_get_wtime() - t_start;
