@@ -1,0 +1,126 @@
+/* Shared pieces of the default AVX-512 kernels (gemv_avx512_fast.c: FP8/FP4
+ * through BF16 dot products; gemv_avx512_float.c: float inputs through
+ * float32 FMA): the decoders both use, the flush and reduction that define
+ * every output's summation chain, and the few-token dispatch. */
+#ifndef V4C_AVX512_FAST_H
+#define V4C_AVX512_FAST_H
+
+#include <immintrin.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/backend.h"
+
+#define DOT __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx512vbmi")))
+#define INLINE DOT static inline __attribute__((always_inline))
+
+enum {
+    FLUSH_CHUNKS = 16, /* 512 columns: 32 products per float lane */
+    MR = 4,            /* rows per micro-tile (panel rows padded to it) */
+    VR = 8,            /* rows decoded together for one token: more streams, fewer flushes per byte */
+    VA = 8,            /* accumulators of a few-token pass (rows x tokens) */
+    FEW = 4,           /* up to this many tokens, rows are decoded on the fly; more go through a panel (measured faster from 5) */
+    FEW_SHORT = 8,     /* the same for short rows (<= 1024 columns), where a panel's per-output costs weigh more */
+    MT = DOT_TOKENS,   /* tokens per micro-tile */
+    EXP_LIMIT = 40,    /* |log2| of scales and inputs kept far from the float range ends */
+};
+
+
+enum { F_STEPS = 32, F_PANEL = 16 /* float chains: flush every 32 steps of 16; most rows per float panel */ };
+
+extern uint8_t fast_fp8_hi[128], fast_fp8_lo[128]; /* bf16 bytes of e4m3 magnitude codes */
+void fast_tables_init(void);                        /* once, before any kernel runs */
+
+typedef struct {
+    __m512i hi0, hi1, lo0, lo1, sign;
+} fp8_tables;
+
+INLINE fp8_tables fp8_tables_load(void) {
+    fp8_tables t = {_mm512_loadu_si512(fast_fp8_hi), _mm512_loadu_si512(fast_fp8_hi + 64), _mm512_loadu_si512(fast_fp8_lo),
+                    _mm512_loadu_si512(fast_fp8_lo + 64), _mm512_set1_epi8((char)0x80)};
+    return t;
+}
+
+INLINE void fp8_decode(const fp8_tables *T, const uint8_t *p, __m512i *w0, __m512i *w1) {
+    __m512i b = _mm512_loadu_si512(p);
+    __m512i hb = _mm512_permutex2var_epi8(T->hi0, b, T->hi1); /* index bits 0-6: the magnitude */
+    hb = _mm512_ternarylogic_epi32(hb, b, T->sign, 0xF8);       /* hb | (b & 0x80) */
+    __m512i lb = _mm512_permutex2var_epi8(T->lo0, b, T->lo1);
+    *w0 = _mm512_unpacklo_epi8(lb, hb);
+    *w1 = _mm512_unpackhi_epi8(lb, hb);
+}
+
+/* One token streams short rows, which the hardware prefetcher picks up
+ * late: while a group of rows (`bytes` from `group`) is being read, step s
+ * of `steps` brings the matching slice of the next group into L2. */
+INLINE void prefetch_next(const void *group, size_t bytes, int s, int steps) {
+    size_t slice = (bytes + steps - 1) / steps;
+    const char *p = (const char *)group + bytes + (size_t)s * slice;
+    for (size_t o = 0; o < slice; o += 64) _mm_prefetch(p + o, _MM_HINT_T1);
+}
+
+/* Lanes l and l+8 are added in float, then the 8 sums in double. */
+INLINE void flush(__m512 *acc, __m512d *ds) {
+    __m256 half = _mm256_add_ps(_mm512_castps512_ps256(*acc), _mm512_extractf32x8_ps(*acc, 1));
+    *ds = _mm512_add_pd(*ds, _mm512_cvtps_pd(half));
+    *acc = _mm512_setzero_ps();
+}
+
+INLINE float finish(__m512d ds) { return (float)_mm512_reduce_add_pd(ds); }
+
+/* finish() of 8 vectors at once, bit for bit: the same pairings as
+ * _mm512_reduce_add_pd ((hi 256 + lo 256), then (hi 128 + lo 128), then the
+ * two lanes), done on transposed pairs. Short rows pay less per output. */
+INLINE void finish8(const __m512d *a, float *out) {
+    __m512d u[4], v[2];
+    _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++)
+        u[k] = _mm512_add_pd(_mm512_shuffle_f64x2(a[2 * k], a[2 * k + 1], _MM_SHUFFLE(3, 2, 3, 2)),
+                             _mm512_shuffle_f64x2(a[2 * k], a[2 * k + 1], _MM_SHUFFLE(1, 0, 1, 0)));
+    _Pragma("GCC unroll 2") for (int k = 0; k < 2; k++)
+        v[k] = _mm512_add_pd(_mm512_shuffle_f64x2(u[2 * k], u[2 * k + 1], _MM_SHUFFLE(3, 1, 3, 1)),
+                             _mm512_shuffle_f64x2(u[2 * k], u[2 * k + 1], _MM_SHUFFLE(2, 0, 2, 0)));
+    __m512d w = _mm512_add_pd(_mm512_unpackhi_pd(v[0], v[1]), _mm512_unpacklo_pd(v[0], v[1])); /* f0 f4 f1 f5 f2 f6 f3 f7 */
+    __m256 f = _mm256_permutexvar_ps(_mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7), _mm512_cvtpd_ps(w));
+    _mm256_storeu_ps(out, f);
+}
+
+/* finish() of n vectors into out[0..n). */
+INLINE void finish_all(const __m512d *ds, int n, float *out) {
+    int a = 0;
+    for (; a + 8 <= n; a += 8) finish8(ds + a, out + a);
+    for (; a < n; a++) out[a] = finish(ds[a]);
+}
+
+/* Rows per pass for NT tokens on the fly: NR * NT <= VR (more accumulators
+ * spill: measured slower). */
+static inline int rows_for(int nt) { return nt == 1 ? 8 : nt == 2 ? 4 : nt <= 4 ? 2 : 1; }
+
+/* Dispatch of a kernel K(args..., NR, NT, ...) over its constant shapes:
+ * full passes of rows_for(nt) rows, then single rows. */
+#define FEW_TOKENS(K, nr, nt, ...)                                                                                                        \
+    do {                                                                                                                                  \
+        int full_ = (nr) == rows_for(nt);                                                                                                 \
+        switch ((nt) * 2 + full_) {                                                                                                       \
+        case 3: K(8, 1, __VA_ARGS__); break;                                                                                              \
+        case 5: K(4, 2, __VA_ARGS__); break;                                                                                              \
+        case 7: K(2, 3, __VA_ARGS__); break;                                                                                              \
+        case 9: K(2, 4, __VA_ARGS__); break;                                                                                              \
+        case 2: K(1, 1, __VA_ARGS__); break;                                                                                              \
+        case 4: K(1, 2, __VA_ARGS__); break;                                                                                              \
+        case 6: K(1, 3, __VA_ARGS__); break;                                                                                              \
+        case 8: K(1, 4, __VA_ARGS__); break;                                                                                              \
+        case 10: case 11: K(1, 5, __VA_ARGS__); break;                                                                                    \
+        case 12: case 13: K(1, 6, __VA_ARGS__); break;                                                                                    \
+        case 14: case 15: K(1, 7, __VA_ARGS__); break;                                                                                    \
+        default: K(1, 8, __VA_ARGS__); break;                                                                                             \
+        }                                                                                                                                 \
+    } while (0)
+
+
+/* Kernels of gemv_avx512_float.c the dot path and the table use. */
+void fast_rows_float(const v4c_matrix *W, int r0, int r1, const float *x, const double *xd, int ldx, int n, float *y, int ldy, double *scratch);
+/* FP8 rows [r0, r1) of one 128-row block against n float inputs laid out by
+ * float_prepare. */
+void fast_fp8_float_span(const v4c_matrix *W, int r0, int r1, const float *xf, int xf_scalable, int n, float *y, int ldy, float *panel);
+
+#endif

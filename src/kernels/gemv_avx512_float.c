@@ -1,0 +1,230 @@
+/* The default AVX-512 kernels for float inputs: F32 and BF16 weights, and
+ * FP8 weights whose input is not quantized (wo_a, MODEL.md §4). Products
+ * and sums in float32 FMA chains, flushed to double like the dot path's
+ * (avx512_fast.h), one chain per output for one token, a few, or a panel. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "formats/dtype.h"
+#include "kernels/avx512_fast.h"
+
+/* ---- float inputs: float32 FMA chains, flushed like the above ----------- */
+/* F32 and BF16 weights, decoded to floats in column order. Output (r, t) is the chain
+ * acc = fma(W_r[16 columns], x_t[same], acc), flushed every 32 steps, for a
+ * token alone (rows decoded on the fly) or a batch (rows decoded into a
+ * float panel first). */
+
+/* Rows per float panel: at most 256 KB, so the panel stays in L2 while
+ * every token group reads it (mHC's 16K-column mixes get 4 rows). */
+static inline int panel_rows(int cols) {
+    int rows = 65536 / cols / MR * MR;
+    return rows < MR ? MR : rows > F_PANEL ? F_PANEL : rows;
+}
+
+/* 16 weights of row r from column k. */
+INLINE __m512 decode16(const v4c_matrix *W, int r, int k) {
+    size_t at = (size_t)r * W->cols + k;
+    if (W->kind == WK_F32) return _mm512_loadu_ps((const float *)W->data + at);
+    __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)W->data + at));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* NR rows x NT tokens (NR * NT <= VA) decoded on the fly. */
+INLINE void float_rows(const v4c_matrix *W, int r, int NR, int NT, const float *x, int ldx, float *y, int ldy) {
+    int steps = W->cols / 16;
+    __m512 acc[VA];
+    __m512d ds[VA];
+    _Pragma("GCC unroll 16") for (int a = 0; a < NR * NT; a++) acc[a] = _mm512_setzero_ps(), ds[a] = _mm512_setzero_pd();
+    size_t row_bytes = (size_t)W->cols * (W->kind == WK_F32 ? 4 : 2);
+    for (int s = 0; s < steps; s++) {
+        prefetch_next((const char *)W->data + (size_t)r * row_bytes, (size_t)NR * row_bytes, s, steps);
+        _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) {
+            __m512 w = decode16(W, r + i, 16 * s);
+            _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
+                acc[i * NT + t] = _mm512_fmadd_ps(w, _mm512_loadu_ps(x + (size_t)t * ldx + 16 * s), acc[i * NT + t]);
+        }
+        if (s % F_STEPS == F_STEPS - 1 || s == steps - 1)
+            _Pragma("GCC unroll 16") for (int a = 0; a < NR * NT; a++) flush(&acc[a], &ds[a]);
+    }
+    float out[VA];
+    finish_all(ds, NR * NT, out);
+    _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
+        y[(size_t)t * ldy + i] = out[i * NT + t];
+}
+
+/* MR panel rows (stride cols) x NT tokens of float x (stride ldx). */
+INLINE void micro_f32(const float *P, int cols, const float *X, int ldx, int NT, float *y, int ldy, int nr) {
+    int steps = cols / 16;
+    __m512 acc[MR][MT];
+    __m512d ds[MR][MT];
+    _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++) {
+        acc[i][t] = _mm512_setzero_ps();
+        ds[i][t] = _mm512_setzero_pd();
+    }
+    for (int s = 0; s < steps; s++) {
+        __m512 w[MR];
+        _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) w[i] = _mm512_loadu_ps(P + (size_t)i * cols + 16 * s);
+        _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++) {
+            __m512 xv = _mm512_loadu_ps(X + (size_t)t * ldx + 16 * s);
+            _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) acc[i][t] = _mm512_fmadd_ps(w[i], xv, acc[i][t]);
+        }
+        if (s % F_STEPS == F_STEPS - 1 || s == steps - 1)
+            _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++)
+                flush(&acc[i][t], &ds[i][t]);
+    }
+    float out[MR * MT];
+    if (NT == MT) finish_all(&ds[0][0], MR * MT, out);
+    else _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++) out[i * MT + t] = finish(ds[i][t]);
+    _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) if (i < nr) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++)
+        y[(size_t)t * ldy + i] = out[i * MT + t];
+}
+
+/* A decoded float panel of nr rows against n tokens of x, in micro-tiles. */
+DOT static void panel_tiles_f32(const float *panel, int nr, int cols, const float *x, int ldx, int n, float *y, int ldy) {
+    for (int t0 = 0; t0 < n; t0 += MT) {
+        int nt = n - t0 < MT ? n - t0 : MT;
+        const float *X = x + (size_t)t0 * ldx;
+        for (int i = 0; i < nr; i += MR) {
+            float *yt = y + (size_t)t0 * ldy + i;
+            int rows = nr - i < MR ? nr - i : MR;
+            const float *Pi = panel + (size_t)i * cols;
+            switch (nt) {
+            case 1: micro_f32(Pi, cols, X, ldx, 1, yt, ldy, rows); break;
+            case 2: micro_f32(Pi, cols, X, ldx, 2, yt, ldy, rows); break;
+            case 3: micro_f32(Pi, cols, X, ldx, 3, yt, ldy, rows); break;
+            case 4: micro_f32(Pi, cols, X, ldx, 4, yt, ldy, rows); break;
+            case 5: micro_f32(Pi, cols, X, ldx, 5, yt, ldy, rows); break;
+            default: micro_f32(Pi, cols, X, ldx, 6, yt, ldy, rows); break;
+            }
+        }
+    }
+}
+
+DOT static void float_span(const v4c_matrix *W, int r0, int r1, const float *x, int ldx, int n, float *y, int ldy, float *panel) {
+    int cols = W->cols;
+    if (n <= (cols <= 1024 ? FEW_SHORT : FEW)) { /* a few tokens: rows decoded on the fly */
+        for (int r = r0; r < r1;) {
+            int nr = r1 - r >= rows_for(n) ? rows_for(n) : 1;
+#define FLOAT_ROWS(NR, NT, ...) float_rows(W, r, NR, NT, x, ldx, y + (r - r0), ldy)
+            FEW_TOKENS(FLOAT_ROWS, nr, n, 0);
+#undef FLOAT_ROWS
+            r += nr;
+        }
+        return;
+    }
+    for (int p0 = r0, pr = panel_rows(cols); p0 < r1; p0 += pr) {
+        int nr = r1 - p0 < pr ? r1 - p0 : pr, padded = (nr + MR - 1) / MR * MR;
+        for (int i = 0; i < padded; i++)
+            for (int k = 0; k < cols; k += 16)
+                _mm512_storeu_ps(panel + (size_t)i * cols + k, i < nr ? decode16(W, p0 + i, k) : _mm512_setzero_ps());
+        panel_tiles_f32(panel, nr, cols, x, ldx, n, y + (p0 - r0), ldy);
+    }
+}
+
+DOT void fast_rows_float(const v4c_matrix *W, int r0, int r1, const float *x, const double *xd, int ldx, int n, float *y, int ldy,
+                         double *scratch) {
+    if (W->cols % 16) { /* the exact kernel, with the double inputs matmul leaves to this backend */
+        double *own = xd ? NULL : matmul_prepare_input(W->kind, x, ldx, n, W->cols);
+        backend_avx512.rows[W->kind](W, r0, r1, x, xd ? xd : own, ldx, n, y, ldy, scratch);
+        free(own);
+    } else {
+        float_span(W, r0, r1, x, ldx, n, y, ldy, (float *)scratch);
+    }
+}
+
+/* ---- FP8 weights with float inputs (wo_a) -------------------------------- */
+/* The bf16 byte tables again, widened to floats in lane order: float
+ * vector q of a 64-column step holds columns 16L + 4q + i (L = element / 4,
+ * i = element % 4); x is laid out the same way by float_prepare. The block
+ * scale multiplies the decoded weights of the panel, and x for one token
+ * when that is exact: the products, hence the chains, are the same. */
+
+int float_prepare(const float *x, int ldx, int n, int cols, float *xf) {
+    fast_tables_init();
+    int ok = 1; /* every x times a scale within 2^+-EXP_LIMIT stays a normal float */
+    for (int t = 0; t < n; t++)
+        for (int g = 0; g < cols; g += 64)
+            for (int q = 0; q < 4; q++)
+                for (int e = 0; e < 16; e++) {
+                    float v = x[(size_t)t * ldx + g + 16 * (e / 4) + 4 * q + e % 4];
+                    int ex;
+                    if (v != 0 && (!isfinite(v) || (frexpf(v, &ex), ex < -80 || ex > 80))) ok = 0;
+                    xf[(size_t)t * cols + g + 16 * q + e] = v;
+                }
+    return ok;
+}
+
+INLINE void fp8_decode_f32(const fp8_tables *T, const uint8_t *p, __m512 *f) {
+    __m512i w0, w1, z = _mm512_setzero_si512();
+    fp8_decode(T, p, &w0, &w1);
+    f[0] = _mm512_castsi512_ps(_mm512_unpacklo_epi16(z, w0));
+    f[1] = _mm512_castsi512_ps(_mm512_unpackhi_epi16(z, w0));
+    f[2] = _mm512_castsi512_ps(_mm512_unpacklo_epi16(z, w1));
+    f[3] = _mm512_castsi512_ps(_mm512_unpackhi_epi16(z, w1));
+}
+
+/* NR rows of one 128-row block x NT tokens (NR * NT <= VA); same chain as
+ * micro_f32. With xs_scaled the block scales are already in xs (exact:
+ * float_prepare checked the range), else they multiply the weights. */
+INLINE void fp8f_rows(const v4c_matrix *W, int r, int NR, int NT, const float *xs, int xs_scaled, float *y, int ldy) {
+    int cols = W->cols, steps = cols / 16;
+    fp8_tables T = fp8_tables_load();
+    const uint8_t *w = (const uint8_t *)W->data + (size_t)r * cols;
+    __m512 acc[VA];
+    __m512d ds[VA];
+    _Pragma("GCC unroll 16") for (int a = 0; a < NR * NT; a++) acc[a] = _mm512_setzero_ps(), ds[a] = _mm512_setzero_pd();
+    for (int s = 0; s < steps; s += 4) {
+        __m512 scale = _mm512_set1_ps(fp8_block_scale(W, r, s / 8));
+        prefetch_next(w, (size_t)NR * cols, s / 4, steps / 4);
+        _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) {
+            __m512 f[4];
+            fp8_decode_f32(&T, w + (size_t)i * cols + 16 * s, f);
+            _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) {
+                __m512 wq = xs_scaled ? f[q] : _mm512_mul_ps(f[q], scale);
+                _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
+                    acc[i * NT + t] = _mm512_fmadd_ps(wq, _mm512_loadu_ps(xs + (size_t)t * cols + 16 * (s + q)), acc[i * NT + t]);
+            }
+        }
+        if ((s + 4) % F_STEPS == 0 || s + 4 == steps)
+            _Pragma("GCC unroll 16") for (int a = 0; a < NR * NT; a++) flush(&acc[a], &ds[a]);
+    }
+    float out[VA];
+    finish_all(ds, NR * NT, out);
+    _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
+        y[(size_t)t * ldy + i] = out[i * NT + t];
+}
+
+DOT void fast_fp8_float_span(const v4c_matrix *W, int r0, int r1, const float *xf, int xf_scalable, int n, float *y, int ldy, float *panel) {
+    int cols = W->cols;
+    if (n <= (cols <= 1024 ? FEW_SHORT : FEW)) { /* a few tokens: rows decoded on the fly */
+        const float *xs = xf;
+        if (xf_scalable) { /* this row block's scales into x, once for its rows */
+            for (int t = 0; t < n; t++)
+                for (int k = 0; k < cols; k += 16)
+                    _mm512_storeu_ps(panel + (size_t)t * cols + k,
+                                     _mm512_mul_ps(_mm512_loadu_ps(xf + (size_t)t * cols + k), _mm512_set1_ps(fp8_block_scale(W, r0, k / 128))));
+            xs = panel;
+        }
+        for (int r = r0; r < r1;) {
+            int nr = r1 - r >= rows_for(n) ? rows_for(n) : 1;
+#define FP8F_ROWS(NR, NT, ...) (xf_scalable ? fp8f_rows(W, r, NR, NT, xs, 1, y + (r - r0), ldy) : fp8f_rows(W, r, NR, NT, xs, 0, y + (r - r0), ldy))
+            FEW_TOKENS(FP8F_ROWS, nr, n, 0);
+#undef FP8F_ROWS
+            r += nr;
+        }
+        return;
+    }
+    fp8_tables T = fp8_tables_load();
+    for (int p0 = r0, pr = panel_rows(cols); p0 < r1; p0 += pr) {
+        int nr = r1 - p0 < pr ? r1 - p0 : pr, padded = (nr + MR - 1) / MR * MR;
+        for (int i = 0; i < padded; i++)
+            for (int k = 0; k < cols; k += 64) {
+                __m512 f[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+                if (i < nr) fp8_decode_f32(&T, (const uint8_t *)W->data + (size_t)(p0 + i) * cols + k, f);
+                __m512 scale = _mm512_set1_ps(i < nr ? fp8_block_scale(W, p0 + i, k / 128) : 0.0f);
+                for (int q = 0; q < 4; q++) _mm512_storeu_ps(panel + (size_t)i * cols + k + 16 * q, _mm512_mul_ps(f[q], scale));
+            }
+        panel_tiles_f32(panel, nr, cols, xf, cols, n, y + (p0 - r0), ldy);
+    }
+}
+
