@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60} max=${2:-64} temp=${3:-0.8}
-export OMP_WAIT_POLICY=passive
+[ -n "${OMP_WAIT_POLICY:-}" ] && export OMP_WAIT_POLICY
 if [ -z "${V4C:-}" ]; then
   cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
   cmake --build build -j2 --target v4c >/dev/null

@@ -102,27 +102,46 @@ static int by_prob_desc(const void *a, const void *b, void *key) {
     return *(const int *)a - *(const int *)b; /* stable: lower id first */
 }
 
+/* The largest of z[0..n), NaN entries ignored. */
+AVX512 static float max_avx512(const float *z, int n) {
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) m = _mm512_max_ps(_mm512_loadu_ps(z + i), m); /* a NaN in z loses, as in the scalar scan */
+    float mx = _mm512_reduce_max_ps(m);
+    for (; i < n; i++) mx = z[i] > mx ? z[i] : mx;
+    return mx;
+}
+
+static float max_of(const float *z, int n) {
+    if (__builtin_cpu_supports("avx512f")) return max_avx512(z, n);
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++) mx = z[i] > mx ? z[i] : mx;
+    return mx;
+}
+
 void v4c_sampler_probs(v4c_sampler *s, const float *logits, float *probs) {
     int V = s->vocab;
-    float *z = s->scratch;
-    for (int i = 0; i < V; i++) {
-        float v = logits[i];
-        if (s->seen[i]) {
-            if (s->p.repetition_penalty != 1) v = v > 0 ? v / s->p.repetition_penalty : v * s->p.repetition_penalty;
-            v -= s->p.presence_penalty;
-        }
-        z[i] = v;
+    const float *z = logits;
+    if (s->p.repetition_penalty != 1 || s->p.presence_penalty != 0) { /* the seen tokens' logits, adjusted */
+        float *zz = s->scratch;
+        memcpy(zz, logits, (size_t)V * sizeof(float));
+        for (int i = 0; i < V; i++)
+            if (s->seen[i]) {
+                float v = zz[i];
+                if (s->p.repetition_penalty != 1) v = v > 0 ? v / s->p.repetition_penalty : v * s->p.repetition_penalty;
+                zz[i] = v - s->p.presence_penalty;
+            }
+        z = zz;
     }
     if (v4c_sampler_greedy(s)) {
+        float mx = max_of(z, V);
         int best = 0;
-        for (int i = 1; i < V; i++)
-            if (z[i] > z[best]) best = i;
+        while (best < V - 1 && !(z[best] == mx)) best++; /* the first maximum, as a strict > scan finds */
         memset(probs, 0, (size_t)V * sizeof(float));
         probs[best] = 1;
         return;
     }
-    float mx = -INFINITY;
-    for (int i = 0; i < V; i++) mx = z[i] > mx ? z[i] : mx;
+    float mx = max_of(z, V);
     double sum = exp_shifted(z, mx, 1.0f / s->p.temperature, probs, V);
     float inv = (float)(1.0 / sum);
     for (int i = 0; i < V; i++) probs[i] *= inv;
