@@ -19,8 +19,8 @@ enum {
     MR = 4,            /* rows per micro-tile (panel rows padded to it) */
     VR = 8,            /* rows decoded together for one token: more streams, fewer flushes per byte */
     VA = 8,            /* accumulators of a few-token pass (rows x tokens) */
-    FEW = 4,           /* up to this many tokens, rows are decoded on the fly; more go through a panel (measured faster from 5) */
-    FEW_SHORT = 8,     /* the same for short rows (<= 1024 columns), where a panel's per-output costs weigh more */
+    FEW = 4,           /* few_tokens() */
+    FEW_SHORT = 8,
     MT = DOT_TOKENS,   /* tokens per micro-tile */
     EXP_LIMIT = 40,    /* |log2| of scales and inputs kept far from the float range ends */
 };
@@ -90,6 +90,22 @@ INLINE void finish_all(const __m512d *ds, int n, float *out) {
     for (; a + 8 <= n; a += 8) finish8(ds + a, out + a);
     for (; a < n; a++) out[a] = finish(ds[a]);
 }
+
+/* The sums of NR rows x NT tokens of chains, ds[i * stride + t], into
+ * y[t * ldy + i] for the rows below nr. */
+INLINE void store_sums(const __m512d *ds, int NR, int NT, int stride, int nr, float *y, int ldy) {
+    float out[MR * MT > VA ? MR * MT : VA];
+    if (NT == stride) finish_all(ds, NR * NT, out);
+    else _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
+        out[i * stride + t] = finish(ds[i * stride + t]);
+    _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) if (i < nr) _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
+        y[(size_t)t * ldy + i] = out[i * stride + t];
+}
+
+/* Up to this many tokens, rows are decoded on the fly; more go through a
+ * panel (measured faster from 5 tokens, from 9 on rows of up to 1024
+ * columns, where a panel's per-output costs weigh more). */
+static inline int few_tokens(int cols) { return cols <= 1024 ? FEW_SHORT : FEW; }
 
 /* Rows per pass for NT tokens on the fly: NR * NT <= VR (more accumulators
  * spill: measured slower). */

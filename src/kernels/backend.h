@@ -17,9 +17,8 @@ typedef void (*rows_kernel)(const v4c_matrix *W, int r0, int r1, const float *x,
  * the fast float kernels keep a 16-row float panel there. */
 #define KERNEL_SCRATCH(cols) ((size_t)8 * (cols) + 64)
 
-/* The BF16 dot-product path for FP8/FP4 weights (dot_bf16.c): x converted
- * once per call by dot_prepare into the kernels' column order, n rounded up
- * to DOT_TOKENS with zero tokens. */
+/* The BF16 dot-product path for FP8/FP4 weights (gemv_avx512_fast.c): x
+ * converted once per call by dot_prepare into the kernels' column order. */
 typedef struct {
     const float *x;
     int ldx, n;
@@ -28,9 +27,9 @@ typedef struct {
     int xf_scalable;    /* float_prepare's answer: xf times any scale is exact */
 } dot_input;
 typedef void (*dot_kernel)(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch);
-enum { DOT_TOKENS = 6 };
+enum { DOT_TOKENS = 6 }; /* tokens per register tile; matmul slices inputs in multiples of it */
 /* Bytes of per-thread scratch dot_rows needs for a span of rows. */
-#define DOT_SCRATCH(rows, cols) (((size_t)(rows) + 12) * (cols) * 2 + (size_t)(cols) * 4 + ((size_t)(rows) + 4) * DOT_TOKENS * 128 + 128)
+#define DOT_SCRATCH(rows, cols) (((size_t)(rows) + 12) * (cols) * 2 + (size_t)(cols) * 4 + 64)
 
 typedef struct kernel_backend_s {
     const char *name;
@@ -45,7 +44,7 @@ extern const kernel_backend backend_avx2;
 extern const kernel_backend backend_avx512_fast;
 
 int dot_supported(void); /* AVX-512 with BF16 and VBMI */
-/* x as bf16 in the kernels' order, into xb ([round_up(n, DOT_TOKENS)][cols]);
+/* x as bf16 in the kernels' order, into xb ([n][cols]);
  * 0 when x is not exactly representable (the exact kernels then run). */
 int dot_prepare(weight_kind kind, const float *x, int ldx, int n, int cols, uint16_t *xb);
 int float_prepare(const float *x, int ldx, int n, int cols, float *xf);

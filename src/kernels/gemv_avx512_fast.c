@@ -87,13 +87,8 @@ static int bf16_ok(float v) {
 int dot_prepare(weight_kind kind, const float *x, int ldx, int n, int cols, uint16_t *xb) {
     fast_tables_init();
     if (cols % 64) return 0;
-    int n_pad = (n + MT - 1) / MT * MT;
-    for (int t = 0; t < n_pad; t++) {
+    for (int t = 0; t < n; t++) {
         uint16_t *o = xb + (size_t)t * cols;
-        if (t >= n) {
-            memset(o, 0, (size_t)cols * 2);
-            continue;
-        }
         const float *xt = x + (size_t)t * ldx;
         for (int g = 0; g < cols; g += 64)
             for (int h = 0; h < 2; h++)
@@ -192,10 +187,7 @@ INLINE void gemv_rows(const v4c_matrix *W, int r, int NR, int NT, const uint16_t
                 _Pragma("GCC unroll 16") for (int a = 0; a < NR * NT; a++) flush(&acc[a], &ds[a]);
         }
     }
-    float out[VA];
-    finish_all(ds, NR * NT, out);
-    _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
-        y[(size_t)t * ldy + i] = out[i * NT + t];
+    store_sums(ds, NR, NT, NT, NR, y, ldy);
 }
 
 /* MR panel rows x NT tokens over all chunks, same chain as gemv_rows. */
@@ -218,11 +210,7 @@ INLINE void micro(const uint16_t *P, int cols, const uint16_t *X, int NT, float 
             _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++)
                 flush(&acc[i][t], &ds[i][t]);
     }
-    float out[MR * MT];
-    if (NT == MT) finish_all(&ds[0][0], MR * MT, out);
-    else _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++) out[i * MT + t] = finish(ds[i][t]);
-    _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) if (i < nr) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++)
-        y[(size_t)t * ldy + i] = out[i * MT + t];
+    store_sums(&ds[0][0], MR, NT, MT, nr, y, ldy);
 }
 
 /* Decode rows [r, r+nr) into a bf16 panel (scales folded in), zero rows up
@@ -286,7 +274,7 @@ DOT static void rows_span(const v4c_matrix *W, int r0, int r1, const dot_input *
         fast_fp8_float_span(W, r0, r1, in->xf, in->xf_scalable, n, y, ldy, scratch);
         return;
     }
-    if (n <= (cols <= 1024 ? FEW_SHORT : FEW)) { /* a few tokens: rows decoded on the fly */
+    if (n <= few_tokens(cols)) { /* a few tokens: rows decoded on the fly */
         const uint16_t *xs = in->xb;
         if (fp8) { /* fold this row block's scales into x */
             uint16_t *sx = scratch;

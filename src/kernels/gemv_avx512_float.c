@@ -2,8 +2,8 @@
  * FP8 weights whose input is not quantized (wo_a, MODEL.md §4). Products
  * and sums in float32 FMA chains, flushed to double like the dot path's
  * (avx512_fast.h), one chain per output for one token, a few, or a panel. */
-#include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "formats/dtype.h"
 #include "kernels/avx512_fast.h"
@@ -46,10 +46,7 @@ INLINE void float_rows(const v4c_matrix *W, int r, int NR, int NT, const float *
         if (s % F_STEPS == F_STEPS - 1 || s == steps - 1)
             _Pragma("GCC unroll 16") for (int a = 0; a < NR * NT; a++) flush(&acc[a], &ds[a]);
     }
-    float out[VA];
-    finish_all(ds, NR * NT, out);
-    _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
-        y[(size_t)t * ldy + i] = out[i * NT + t];
+    store_sums(ds, NR, NT, NT, NR, y, ldy);
 }
 
 /* MR panel rows (stride cols) x NT tokens of float x (stride ldx). */
@@ -72,11 +69,7 @@ INLINE void micro_f32(const float *P, int cols, const float *X, int ldx, int NT,
             _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++)
                 flush(&acc[i][t], &ds[i][t]);
     }
-    float out[MR * MT];
-    if (NT == MT) finish_all(&ds[0][0], MR * MT, out);
-    else _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++) out[i * MT + t] = finish(ds[i][t]);
-    _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) if (i < nr) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++)
-        y[(size_t)t * ldy + i] = out[i * MT + t];
+    store_sums(&ds[0][0], MR, NT, MT, nr, y, ldy);
 }
 
 /* A decoded float panel of nr rows against n tokens of x, in micro-tiles. */
@@ -102,7 +95,7 @@ DOT static void panel_tiles_f32(const float *panel, int nr, int cols, const floa
 
 DOT static void float_span(const v4c_matrix *W, int r0, int r1, const float *x, int ldx, int n, float *y, int ldy, float *panel) {
     int cols = W->cols;
-    if (n <= (cols <= 1024 ? FEW_SHORT : FEW)) { /* a few tokens: rows decoded on the fly */
+    if (n <= few_tokens(cols)) { /* a few tokens: rows decoded on the fly */
         for (int r = r0; r < r1;) {
             int nr = r1 - r >= rows_for(n) ? rows_for(n) : 1;
 #define FLOAT_ROWS(NR, NT, ...) float_rows(W, r, NR, NT, x, ldx, y + (r - r0), ldy)
@@ -147,8 +140,10 @@ int float_prepare(const float *x, int ldx, int n, int cols, float *xf) {
             for (int q = 0; q < 4; q++)
                 for (int e = 0; e < 16; e++) {
                     float v = x[(size_t)t * ldx + g + 16 * (e / 4) + 4 * q + e % 4];
-                    int ex;
-                    if (v != 0 && (!isfinite(v) || (frexpf(v, &ex), ex < -80 || ex > 80))) ok = 0;
+                    uint32_t u;
+                    memcpy(&u, &v, 4);
+                    int ex = (int)((u >> 23) & 0xFF) - 127; /* zero: -127; subnormal too (rejected with it); inf/NaN: 128 */
+                    if ((u & 0x7FFFFFFF) && (ex < -80 || ex > 80)) ok = 0;
                     xf[(size_t)t * cols + g + 16 * q + e] = v;
                 }
     return ok;
@@ -188,15 +183,12 @@ INLINE void fp8f_rows(const v4c_matrix *W, int r, int NR, int NT, const float *x
         if ((s + 4) % F_STEPS == 0 || s + 4 == steps)
             _Pragma("GCC unroll 16") for (int a = 0; a < NR * NT; a++) flush(&acc[a], &ds[a]);
     }
-    float out[VA];
-    finish_all(ds, NR * NT, out);
-    _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
-        y[(size_t)t * ldy + i] = out[i * NT + t];
+    store_sums(ds, NR, NT, NT, NR, y, ldy);
 }
 
 DOT void fast_fp8_float_span(const v4c_matrix *W, int r0, int r1, const float *xf, int xf_scalable, int n, float *y, int ldy, float *panel) {
     int cols = W->cols;
-    if (n <= (cols <= 1024 ? FEW_SHORT : FEW)) { /* a few tokens: rows decoded on the fly */
+    if (n <= few_tokens(cols)) { /* a few tokens: rows decoded on the fly */
         const float *xs = xf;
         if (xf_scalable) { /* this row block's scales into x, once for its rows */
             for (int t = 0; t < n; t++)

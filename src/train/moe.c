@@ -80,6 +80,16 @@ static void expert_backward(tr_model *m, size_t w1, size_t w2, size_t w3, int F,
     free(act);
 }
 
+/* The rows of src (one per token, D wide) of expert e's assignments, in its
+ * order, into out; their gates into gates unless NULL. */
+static void gather_expert(const moe_acts *a, int e, int K, int D, const real *src, real *out, real *gates) {
+    for (int r = 0; r < a->load[e]; r++) {
+        int q = a->by_expert[a->expert_start[e] + r];
+        memcpy(out + (size_t)r * D, src + (size_t)(q / K) * D, (size_t)D * sizeof(real));
+        if (gates) gates[r] = a->g[q];
+    }
+}
+
 void moe_forward_train(const tr_model *m, const tr_layer *l, const tr_opts *o, int B, int T, const real *x, const int *ids, moe_acts *a,
                        real *out) {
     const v4c_config *c = &m->cfg;
@@ -124,11 +134,7 @@ void moe_forward_train(const tr_model *m, const tr_layer *l, const tr_opts *o, i
     for (int e = 0; e < E; e++) {
         int s0 = a->expert_start[e], cnt = a->load[e];
         if (!cnt) continue;
-        for (int r = 0; r < cnt; r++) {
-            int q = a->by_expert[s0 + r];
-            memcpy(xe + (size_t)r * D, x + (size_t)(q / K) * D, (size_t)D * sizeof(real));
-            ge[r] = a->g[q];
-        }
+        gather_expert(a, e, K, D, x, xe, ge);
         expert_forward(m, l->w1[e], l->w2[e], l->w3[e], F, xe, ge, cnt, a->h1 + (size_t)s0 * F, a->h3 + (size_t)s0 * F, ye);
         for (int r = 0; r < cnt; r++) {
             real *dst = out + (size_t)(a->by_expert[s0 + r] / K) * D;
@@ -174,12 +180,8 @@ void moe_backward_train(tr_model *m, const tr_layer *l, const tr_opts *o, int B,
     for (int e = 0; e < E; e++) {
         int s0 = a->expert_start[e], cnt = a->load[e];
         if (!cnt) continue;
-        for (int r = 0; r < cnt; r++) {
-            int q = a->by_expert[s0 + r];
-            memcpy(xe + (size_t)r * D, x + (size_t)(q / K) * D, (size_t)D * sizeof(real));
-            memcpy(dye + (size_t)r * D, dout + (size_t)(q / K) * D, (size_t)D * sizeof(real));
-            ge[r] = a->g[q];
-        }
+        gather_expert(a, e, K, D, x, xe, ge);
+        gather_expert(a, e, K, D, dout, dye, NULL);
         expert_backward(m, l->w1[e], l->w2[e], l->w3[e], F, xe, ge, cnt, a->h1 + (size_t)s0 * F, a->h3 + (size_t)s0 * F, dye, dxe, dge);
         for (int r = 0; r < cnt; r++) {
             int q = a->by_expert[s0 + r];
