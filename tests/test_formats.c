@@ -2,9 +2,14 @@
  * grid rounding (ties to even, saturation) and activation quantization on
  * crafted vectors (ties, saturation, power-of-two scale boundaries). */
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "formats/dtype.h"
+#include "formats/safetensors.h"
+#include "v4c.h"
 #include "test_util.h"
 
 /* e4m3fn by its definition: sign, 4-bit exponent (bias 7), 3-bit mantissa. */
@@ -153,7 +158,46 @@ static void test_fp8_quant_simd(void) {
     CHECK(bad == 0, "fp8_quant: %d values differ from the scalar definition", bad);
 }
 
+/* A model that fits in memory is read into huge pages (safetensors.c);
+ * V4C_MMAP=1 keeps the file mapping. Both give the file's bytes, and a
+ * shard's tensors keep their offsets inside it. */
+static void test_resident_load(void) {
+    char dir[] = "/tmp/v4c_resident_XXXXXX", path[256], err[V4C_ERR_LEN];
+    if (!mkdtemp(dir)) {
+        CHECK(0, "mkdtemp");
+        return;
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    enum { N = 3 << 20 }; /* spans two huge pages */
+    uint8_t *a = malloc(N), b[40];
+    for (int i = 0; i < N; i++) a[i] = (uint8_t)(i * 131 + (i >> 11));
+    for (int i = 0; i < 40; i++) b[i] = (uint8_t)(255 - i);
+    st_write_tensor t[2] = {{"a", DT_U8, 1, {N}, a}, {"b", DT_U8, 2, {5, 8}, b}};
+    CHECK(st_write_file(path, t, 2, err) == 0, "write: %s", err);
+    for (int mode = 0; mode < 2; mode++) {
+        if (mode) setenv("V4C_MMAP", "1", 1);
+        st_set st;
+        CHECK(st_open_dir(&st, dir, err) == 0, "open (V4C_MMAP=%d): %s", mode, err);
+        st_tensor *ta = st_find(&st, "a"), *tb = st_find(&st, "b");
+        CHECK(ta && tb && ta->nbytes == N && tb->nbytes == 40, "tensors found (mode %d)", mode);
+        if (ta && tb) {
+            CHECK(!memcmp(ta->data, a, N) && !memcmp(tb->data, b, 40), "tensor bytes equal the file's (mode %d)", mode);
+            CHECK((const uint8_t *)ta->data >= (const uint8_t *)st.files[0].map &&
+                      (const uint8_t *)tb->data + 40 <= (const uint8_t *)st.files[0].map + st.files[0].size,
+                  "tensors lie inside the file's bytes (mode %d)", mode);
+        }
+        CHECK(st.files[0].map_size >= st.files[0].size && (mode ? st.files[0].map_size == st.files[0].size : st.files[0].map_size % (2 << 20) == 0),
+              "mode %d: %s (map_size %zu)", mode, mode ? "file mapping kept" : "copied into huge-page-sized memory", st.files[0].map_size);
+        st_close(&st);
+    }
+    unsetenv("V4C_MMAP");
+    unlink(path);
+    rmdir(dir);
+    free(a);
+}
+
 int main(void) {
+    test_resident_load();
     test_fp8_quant_simd();
     test_e4m3_codes();
     test_e2m1_codes();

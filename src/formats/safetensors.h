@@ -1,5 +1,6 @@
-/* Memory-mapped safetensors files (single file or shards with an index).
- * The header JSON is parsed once; tensor data stays in the mapping. */
+/* Safetensors files (single file or shards with an index), memory-mapped or,
+ * when they fit in half of RAM, read into huge pages (safetensors.c says
+ * why). The header JSON is parsed once; tensor data stays in place. */
 #ifndef V4C_SAFETENSORS_H
 #define V4C_SAFETENSORS_H
 
@@ -25,8 +26,9 @@ typedef struct {
 
 typedef struct {
     char *path;
-    void *map;
-    size_t size;
+    void *map;       /* the file's bytes: its mapping, or a copy in huge pages */
+    size_t size;     /* of the file */
+    size_t map_size; /* bytes to unmap */
 } st_file;
 
 typedef struct {
