@@ -11,18 +11,28 @@
  * kernels' agreement (docs/numerics.md). Inputs that are not bf16-exact, or scales that could
  * leave the normal range, take the exact double kernels instead.
  *
- * One summation order for every batch size: output (r, t) is the chain
- *   acc = dp(acc, W_r[c], X_t[c]) over 32-column chunks c,
- * flushed to double after every 16th chunk and at the end, with the weight
- * chunk W_r[c] scaled (FP4) and the scale of FP8 folded into x (one token)
- * or into the weights (several): both exact, so one token and a batch give
- * bit-identical results (chunked prefill equals token-by-token decode).
+ * One summation order for every batch size, flushed to double after every
+ * 512 columns and at the end. Output (r, t) is the chain
+ *   FP8: acc = dp(acc, W_r[c], X_t[c]) over 32-column chunks c, with the
+ *        block scale folded into x (one token) or into the weights
+ *        (several);
+ *   FP4: per 128-column step, tmp = dp(dp(dp(dp(0, C0, X0), C1, X1), C2,
+ *        X2), C3, X3) over the step's 4 chunks of codes, whose 128-bit
+ *        lane L holds the columns of scale group L only, then
+ *        acc = acc + 2^s (.) tmp, 2^s the lane's group scale: one token
+ *        multiplies tmp by the scales, a batch decodes scaled codes into
+ *        its panel and adds tmp. Both exact,
+ * so one token and a batch give bit-identical results (chunked prefill
+ * equals token-by-token decode).
  *
- * Column order inside a 64-column step follows the decoders:
- *   FP8: bytes -> (lo, hi) byte tables -> unpacklo/unpackhi, so chunk h of
- *        step g holds columns 64g + 16L + 8h + i (L = word / 8, i = word % 8);
- *   FP4: 32 bytes -> 32 words; low nibbles (even columns) form chunk 0, high
- *        nibbles (odd columns) chunk 1: word j is column 64g + 2j + h.
+ * Column order inside a step follows the decoders:
+ *   FP8 (64 columns): bytes -> (lo, hi) byte tables -> unpacklo/unpackhi,
+ *        so chunk h of step g holds columns 64g + 16L + 8h + i
+ *        (L = word / 8, i = word % 8);
+ *   FP4 (128 columns, 64 bytes): nibbles -> bf16 (lo, hi) byte tables by
+ *        vpshufb -> unpacklo/unpackhi, so word i of lane L of chunk q holds
+ *        the low (q < 2) or high nibble of byte 16L + 8(q % 2) + i, column
+ *        128g + 32L + 2(8(q % 2) + i) + q / 2.
  * x is laid out in the same order once per call (dot_prepare). */
 #include <immintrin.h>
 #include <math.h>
@@ -35,7 +45,7 @@
 #include "kernels/avx512_fast.h"
 
 uint8_t fast_fp8_hi[128], fast_fp8_lo[128];
-static uint16_t fp4_scaled[256][16]; /* bf16 of e2m1 code x 2^(s - 127), per e8m0 byte s */
+static uint8_t fp4_lo[64], fp4_hi[64]; /* bf16 bytes of the 16 e2m1 codes, once per 128-bit lane */
 
 static uint16_t f32_to_bf16_exact(float f) {
     uint32_t u;
@@ -54,8 +64,10 @@ static void init_tables(void) {
         uint16_t b = f32_to_bf16_exact(e4m3_magnitude(m));
         fast_fp8_hi[m] = (uint8_t)(b >> 8), fast_fp8_lo[m] = (uint8_t)b;
     }
-    for (int s = 127 - EXP_LIMIT; s <= 127 + EXP_LIMIT; s++) /* other scales take the exact kernels */
-        for (int i = 0; i < 16; i++) fp4_scaled[s][i] = f32_to_bf16_exact(ldexpf(e2m1_table[i], s - 127));
+    for (int i = 0; i < 64; i++) {
+        uint16_t b = f32_to_bf16_exact(e2m1_table[i % 16]);
+        fp4_lo[i] = (uint8_t)b, fp4_hi[i] = (uint8_t)(b >> 8);
+    }
 }
 
 void fast_tables_init(void) {
@@ -70,33 +82,40 @@ int dot_supported(void) {
 
 /* ---- inputs ------------------------------------------------------------ */
 
-/* Column of word j in chunk h of a 64-column step, per kind. */
-static int chunk_column(weight_kind kind, int h, int j) {
-    return kind == WK_FP8 ? 16 * (j / 8) + 8 * h + j % 8 : 2 * j + h;
+/* Columns per decoder step, per kind. */
+static int step_columns(weight_kind kind) { return kind == WK_FP8 ? 64 : 128; }
+
+/* Which of 16 floats are not bf16 values within 2^+-EXP_LIMIT (zero is). */
+INLINE __mmask16 bf16_bad(__m512i u) {
+    __mmask16 inexact = _mm512_test_epi32_mask(u, _mm512_set1_epi32(0xFFFF));
+    __m512i e = _mm512_sub_epi32(_mm512_and_si512(_mm512_srli_epi32(u, 23), _mm512_set1_epi32(0xFF)), _mm512_set1_epi32(127));
+    __mmask16 range = _mm512_cmpgt_epi32_mask(_mm512_abs_epi32(e), _mm512_set1_epi32(EXP_LIMIT));
+    return inexact | (range & _mm512_test_epi32_mask(u, _mm512_set1_epi32(0x7FFFFFFF)));
 }
 
-static int bf16_ok(float v) {
-    uint32_t u;
-    memcpy(&u, &v, 4);
-    if (u & 0xFFFF) return 0; /* not exactly a bf16 */
-    if (!(u & 0x7FFFFFFF)) return 1;
-    int e = (int)((u >> 23) & 0xFF) - 127;
-    return e >= -EXP_LIMIT && e <= EXP_LIMIT;
-}
-
-int dot_prepare(weight_kind kind, const float *x, int ldx, int n, int cols, uint16_t *xb) {
+/* x in the decoders' column order (the header comment): each 16 columns
+ * become two 8-word lanes of chunks. FP8: block L of a step (columns
+ * 16L..16L+15) is lane L of chunks 0 (first 8) and 1 (last 8). FP4: block k
+ * is half of scale group L = k / 2; its even columns are lane L of chunk
+ * k % 2, its odd ones lane L of chunk 2 + k % 2. */
+DOT int dot_prepare(weight_kind kind, const float *x, int ldx, int n, int cols, uint16_t *xb) {
     fast_tables_init();
-    if (cols % 64) return 0;
+    int step = step_columns(kind), fp4 = kind == WK_FP4;
+    if (cols % step) return 0;
+    const __m256i evens_odds = _mm256_setr_epi16(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
     for (int t = 0; t < n; t++) {
         uint16_t *o = xb + (size_t)t * cols;
         const float *xt = x + (size_t)t * ldx;
-        for (int g = 0; g < cols; g += 64)
-            for (int h = 0; h < 2; h++)
-                for (int j = 0; j < 32; j++) {
-                    float v = xt[g + chunk_column(kind, h, j)];
-                    if (!bf16_ok(v)) return 0;
-                    o[g + 32 * h + j] = f32_to_bf16_exact(v);
-                }
+        for (int g = 0; g < cols; g += step)
+            for (int k = 0; k < step / 16; k++) {
+                __m512i u = _mm512_loadu_si512(xt + g + 16 * k);
+                if (bf16_bad(u)) return 0;
+                __m256i w = _mm512_cvtepi32_epi16(_mm512_srli_epi32(u, 16));
+                int first = fp4 ? 32 * (k % 2) + 8 * (k / 2) : 8 * k, second = fp4 ? first + 64 : first + 32;
+                if (fp4) w = _mm256_permutexvar_epi16(evens_odds, w);
+                _mm_storeu_si128((__m128i *)(o + g + first), _mm256_castsi256_si128(w));
+                _mm_storeu_si128((__m128i *)(o + g + second), _mm256_extracti128_si256(w, 1));
+            }
     }
     return 1;
 }
@@ -126,17 +145,39 @@ INLINE int fp4_row_ok(const uint8_t *scales, int groups) {
     return 1;
 }
 
-/* The vpermw table of a step: words 0-15 the scaled codes of group 2g,
- * 16-31 those of group 2g+1 (two loads from fp4_scaled). */
-INLINE void fp4_decode(const fp4_row *R, int g, __m512i *w0, __m512i *w1) {
-    __m512i table = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)fp4_scaled[R->scales[2 * g]])),
-                                       _mm256_loadu_si256((const __m256i *)fp4_scaled[R->scales[2 * g + 1]]), 1);
-    __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(R->codes + 32 * g)));
-    __m512i half = _mm512_set_epi64(0x0010001000100010LL, 0x0010001000100010LL, 0x0010001000100010LL, 0x0010001000100010LL, 0, 0, 0, 0);
-    __m512i lo = _mm512_ternarylogic_epi32(v, _mm512_set1_epi16(15), half, 0xEA); /* (v & 15) | half */
-    __m512i hi = _mm512_or_si512(_mm512_srli_epi16(v, 4), half);
-    *w0 = _mm512_permutexvar_epi16(lo, table);
-    *w1 = _mm512_permutexvar_epi16(hi, table);
+typedef struct {
+    __m512i lo, hi, nibble;
+} fp4_tables;
+
+INLINE fp4_tables fp4_tables_load(void) {
+    fp4_tables t = {_mm512_loadu_si512(fp4_lo), _mm512_loadu_si512(fp4_hi), _mm512_set1_epi8(15)};
+    return t;
+}
+
+/* Step g (128 columns, 64 bytes) of a row as 4 chunks of unscaled bf16
+ * codes; in-lane shuffles only, so lane L holds scale group 4g + L. */
+INLINE void fp4_decode(const fp4_tables *T, const fp4_row *R, int g, __m512i c[4]) {
+    __m512i b = _mm512_loadu_si512(R->codes + 64 * g);
+    __m512i lo = _mm512_and_si512(b, T->nibble), hi = _mm512_and_si512(_mm512_srli_epi16(b, 4), T->nibble);
+    __m512i l0 = _mm512_shuffle_epi8(T->lo, lo), h0 = _mm512_shuffle_epi8(T->hi, lo);
+    __m512i l1 = _mm512_shuffle_epi8(T->lo, hi), h1 = _mm512_shuffle_epi8(T->hi, hi);
+    c[0] = _mm512_unpacklo_epi8(l0, h0), c[1] = _mm512_unpackhi_epi8(l0, h0);
+    c[2] = _mm512_unpacklo_epi8(l1, h1), c[3] = _mm512_unpackhi_epi8(l1, h1);
+}
+
+/* The 4 scale bytes of step g, byte L copied by vpshufb into every element
+ * of lane L at `pattern`'s places (the other bytes zero). */
+INLINE __m512i fp4_step_scales(const fp4_row *R, int g, __m512i pattern) {
+    uint32_t s4;
+    memcpy(&s4, R->scales + 4 * g, 4);
+    return _mm512_shuffle_epi8(_mm512_set1_epi32((int)s4), pattern);
+}
+
+/* Lane L: 2^(s_L - 127) as floats (the e8m0 byte is a float's exponent). */
+INLINE __m512 fp4_scale_floats(const fp4_row *R, int g) {
+    const __m512i pattern = _mm512_set_epi32(0x03FFFFFF, 0x03FFFFFF, 0x03FFFFFF, 0x03FFFFFF, 0x02FFFFFF, 0x02FFFFFF, 0x02FFFFFF, 0x02FFFFFF,
+                                             0x01FFFFFF, 0x01FFFFFF, 0x01FFFFFF, 0x01FFFFFF, 0x00FFFFFF, 0x00FFFFFF, 0x00FFFFFF, 0x00FFFFFF);
+    return _mm512_castsi512_ps(_mm512_srli_epi32(fp4_step_scales(R, g, pattern), 1));
 }
 
 /* ---- chains -------------------------------------------------------------- */
@@ -168,22 +209,27 @@ INLINE void gemv_rows(const v4c_matrix *W, int r, int NR, int NT, const uint16_t
                 _Pragma("GCC unroll 16") for (int a = 0; a < NR * NT; a++) flush(&acc[a], &ds[a]);
         }
     } else {
+        fp4_tables T = fp4_tables_load();
         fp4_row R[VR];
         _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) {
             R[i].codes = (const uint8_t *)W->data + (size_t)(r + i) * (cols / 2);
             R[i].scales = (const uint8_t *)W->scale + (size_t)(r + i) * groups;
         }
-        for (int g = 0; g < steps; g++) {
-            prefetch_next(R[0].codes, (size_t)NR * (cols / 2), g, steps);
+        int steps4 = cols / 128;
+        for (int g = 0; g < steps4; g++) {
+            prefetch_next(R[0].codes, (size_t)NR * (cols / 2), g, steps4);
             _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) {
-                __m512i w0, w1;
-                fp4_decode(&R[i], g, &w0, &w1);
+                __m512i c[4];
+                fp4_decode(&T, &R[i], g, c);
+                __m512 sc = fp4_scale_floats(&R[i], g);
                 _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) {
-                    const uint16_t *xt = xs + (size_t)t * cols + 64 * g;
-                    acc[i * NT + t] = DP(DP(acc[i * NT + t], w0, _mm512_loadu_si512(xt)), w1, _mm512_loadu_si512(xt + 32));
+                    const uint16_t *xt = xs + (size_t)t * cols + 128 * g;
+                    __m512 tmp = DP(_mm512_setzero_ps(), c[0], _mm512_loadu_si512(xt));
+                    tmp = DP(DP(DP(tmp, c[1], _mm512_loadu_si512(xt + 32)), c[2], _mm512_loadu_si512(xt + 64)), c[3], _mm512_loadu_si512(xt + 96));
+                    acc[i * NT + t] = _mm512_fmadd_ps(tmp, sc, acc[i * NT + t]);
                 }
             }
-            if (g % (FLUSH_CHUNKS / 2) == FLUSH_CHUNKS / 2 - 1 || g == steps - 1)
+            if (g % (FLUSH_CHUNKS / 4) == FLUSH_CHUNKS / 4 - 1 || g == steps4 - 1)
                 _Pragma("GCC unroll 16") for (int a = 0; a < NR * NT; a++) flush(&acc[a], &ds[a]);
         }
     }
@@ -213,11 +259,44 @@ INLINE void micro(const uint16_t *P, int cols, const uint16_t *X, int NT, float 
     store_sums(&ds[0][0], MR, NT, MT, nr, y, ldy);
 }
 
+/* micro() for FP4 panels (scaled codes): the dot products of each
+ * 128-column step start from zero and are added to the chain, as the one
+ * token kernel's tmp. */
+INLINE void micro4(const uint16_t *P, int cols, const uint16_t *X, int NT, float *y, int ldy, int nr) {
+    int steps = cols / 128;
+    float acc[MR][MT][16] __attribute__((aligned(64))); /* in memory: touched once per step; tmp takes the registers */
+    __m512d ds[MR][MT];
+    _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++) {
+        _mm512_store_ps(acc[i][t], _mm512_setzero_ps());
+        ds[i][t] = _mm512_setzero_pd();
+    }
+    for (int g = 0; g < steps; g++) {
+        __m512 tmp[MR][MT];
+        _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++) tmp[i][t] = _mm512_setzero_ps();
+        _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) {
+            __m512i w[MR];
+            _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) w[i] = _mm512_loadu_si512(P + (size_t)i * cols + 128 * g + 32 * q);
+            _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++) {
+                __m512i x = _mm512_loadu_si512(X + (size_t)t * cols + 128 * g + 32 * q);
+                _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) tmp[i][t] = DP(tmp[i][t], w[i], x);
+            }
+        }
+        int flush_now = g % (FLUSH_CHUNKS / 4) == FLUSH_CHUNKS / 4 - 1 || g == steps - 1;
+        _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++) {
+            __m512 a = _mm512_add_ps(_mm512_load_ps(acc[i][t]), tmp[i][t]);
+            if (flush_now) flush(&a, &ds[i][t]);
+            _mm512_store_ps(acc[i][t], a);
+        }
+    }
+    store_sums(&ds[0][0], MR, NT, MT, nr, y, ldy);
+}
+
 /* Decode rows [r, r+nr) into a bf16 panel (scales folded in), zero rows up
  * to MR-multiple. */
 DOT static void decode_panel(const v4c_matrix *W, int r, int nr, uint16_t *P) {
     int cols = W->cols, steps = cols / 64, groups = cols / 32, padded = (nr + MR - 1) / MR * MR;
     fp8_tables T = fp8_tables_load();
+    fp4_tables T4 = fp4_tables_load();
     for (int i = 0; i < nr; i++) {
         uint16_t *o = P + (size_t)i * cols;
         if (W->kind == WK_FP8) {
@@ -231,11 +310,15 @@ DOT static void decode_panel(const v4c_matrix *W, int r, int nr, uint16_t *P) {
             }
         } else {
             fp4_row R = {(const uint8_t *)W->data + (size_t)(r + i) * (cols / 2), (const uint8_t *)W->scale + (size_t)(r + i) * groups};
-            for (int g = 0; g < steps; g++) {
-                __m512i w0, w1;
-                fp4_decode(&R, g, &w0, &w1);
-                _mm512_storeu_si512(o + 64 * g, w0);
-                _mm512_storeu_si512(o + 64 * g + 32, w1);
+            /* words of lane L: s_L << 8, then (s_L - 127) << 7 */
+            const __m512i pattern = _mm512_set_epi16(0x03FF, 0x03FF, 0x03FF, 0x03FF, 0x03FF, 0x03FF, 0x03FF, 0x03FF, 0x02FF, 0x02FF, 0x02FF,
+                                                     0x02FF, 0x02FF, 0x02FF, 0x02FF, 0x02FF, 0x01FF, 0x01FF, 0x01FF, 0x01FF, 0x01FF, 0x01FF,
+                                                     0x01FF, 0x01FF, 0x00FF, 0x00FF, 0x00FF, 0x00FF, 0x00FF, 0x00FF, 0x00FF, 0x00FF);
+            for (int g = 0; g < cols / 128; g++) {
+                __m512i c[4];
+                fp4_decode(&T4, &R, g, c);
+                __m512i e7 = _mm512_sub_epi16(_mm512_srli_epi16(fp4_step_scales(&R, g, pattern), 1), _mm512_set1_epi16(127 << 7));
+                _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) _mm512_storeu_si512(o + 128 * g + 32 * q, bf16_scale(c[q], e7));
             }
         }
     }
@@ -320,14 +403,16 @@ DOT static void rows_span(const v4c_matrix *W, int r0, int r1, const dot_input *
             float *yt = y + (size_t)t0 * ldy + i;
             int rows = nr - i < MR ? nr - i : MR;
             const uint16_t *Pi = P + (size_t)i * cols;
+#define MICRO(NT) (fp8 ? micro(Pi, cols, X, NT, yt, ldy, rows) : micro4(Pi, cols, X, NT, yt, ldy, rows))
             switch (nt) {
-            case 1: micro(Pi, cols, X, 1, yt, ldy, rows); break;
-            case 2: micro(Pi, cols, X, 2, yt, ldy, rows); break;
-            case 3: micro(Pi, cols, X, 3, yt, ldy, rows); break;
-            case 4: micro(Pi, cols, X, 4, yt, ldy, rows); break;
-            case 5: micro(Pi, cols, X, 5, yt, ldy, rows); break;
-            default: micro(Pi, cols, X, 6, yt, ldy, rows); break;
+            case 1: MICRO(1); break;
+            case 2: MICRO(2); break;
+            case 3: MICRO(3); break;
+            case 4: MICRO(4); break;
+            case 5: MICRO(5); break;
+            default: MICRO(6); break;
             }
+#undef MICRO
         }
     }
     if (!fp8) /* FP4 rows whose scales the panel could not hold exactly */

@@ -1,0 +1,82 @@
+/* GEMV throughput of the active kernels at one token, by weight kind, with
+ * the weights in cache (compute-bound: what a core can decode) and in
+ * memory (what decode gets), and GEMM GFLOP/s at prefill-like token
+ * counts. Random weights with scales near 1.
+ * build: see bench/kernel_bench.sh; OMP_NUM_THREADS sets the threads. */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "kernels/backend.h"
+#include "kernels/matrix.h"
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static void *huge_alloc(size_t n) {
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) exit(1);
+    madvise(p, n, MADV_HUGEPAGE);
+    return p;
+}
+
+/* `copies` matrices of rows x cols of kind k, read in turn. */
+static void run(weight_kind k, int rows, int cols, int copies, int reps, const char *where, int n) {
+    size_t data = k == WK_FP4 ? (size_t)rows * cols / 2 : k == WK_FP8 ? (size_t)rows * cols : (size_t)rows * cols * 2;
+    size_t scales = k == WK_FP4 ? (size_t)rows * cols / 32 : k == WK_FP8 ? (size_t)(rows / 128) * (cols / 128) : 0;
+    uint8_t *mem = huge_alloc((data + scales) * copies + 64);
+    srand(1);
+    for (size_t i = 0; i < (data + scales) * copies; i++) mem[i] = (uint8_t)rand();
+    v4c_matrix *W = calloc(copies, sizeof *W);
+    for (int c = 0; c < copies; c++) {
+        uint8_t *d = mem + (data + scales) * c;
+        if (k == WK_FP8)
+            for (size_t i = 0; i < data; i++)
+                if ((d[i] & 0x7F) == 0x7F) d[i] = 0x10; /* no NaN codes */
+        if (k == WK_BF16)
+            for (size_t i = 0; i < data; i += 2) d[i + 1] = (uint8_t)(0x3C + (d[i + 1] & 1)) | (d[i + 1] & 0x80);
+        for (size_t i = 0; i < scales; i++) d[data + i] = (uint8_t)(120 + d[data + i] % 8);
+        W[c] = (v4c_matrix){.kind = k, .op = OP_OTHER, .rows = rows, .cols = cols, .data = d, .scale = scales ? d + data : NULL};
+    }
+    float *x = malloc(sizeof(float) * cols * n), *y = malloc(sizeof(float) * rows * n);
+    for (int i = 0; i < cols * n; i++) x[i] = (float)((rand() % 2001) - 1000) / 1000.0f;
+    for (int c = 0; c < copies; c++) linear(y, &W[c], x, n); /* warm */
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t = now();
+        for (int c = 0; c < copies; c++) linear(y, &W[c], x, n);
+        t = now() - t;
+        if (t < best) best = t;
+    }
+    if (n == 1)
+        printf("%-5s %5d x %5d  %-6s %8.1f MB  %7.2f GB/s  %7.1f us/matrix\n", weight_kind_name[k], rows, cols, where,
+               (data + scales) * copies / 1e6, (data + scales) * copies / best / 1e9, best / copies * 1e6);
+    else
+        printf("%-5s %5d x %5d  %3d tokens  %7.1f GFLOP/s  %7.1f us/matrix\n", weight_kind_name[k], rows, cols, n,
+               2.0 * rows * cols * n * copies / best / 1e9, best / copies * 1e6);
+    munmap(mem, (data + scales) * copies + 64);
+    free(W), free(x), free(y);
+}
+
+int main(void) {
+    printf("kernels: %s\n", kernel_backend_active()->name);
+    weight_kind kinds[] = {WK_FP4, WK_FP8, WK_BF16};
+    int shapes[][2] = {{2048, 4096}, {4096, 4096}, {4096, 4096}};
+    for (int i = 0; i < 3; i++) {
+        int rows = shapes[i][0], cols = shapes[i][1];
+        run(kinds[i], 128, cols, 4, 200, "cache", 1);
+        run(kinds[i], rows, cols, 512 * 1024 * 1024 / (rows * cols), 5, "memory", 1);
+    }
+    /* prefill-like products: an expert's share of 512 tokens (64 experts,
+     * top 6: 48), attention's 512 */
+    run(WK_FP4, 2048, 4096, 2, 5, "", 48);
+    run(WK_FP8, 4096, 4096, 1, 3, "", 512);
+    run(WK_BF16, 4096, 4096, 1, 3, "", 64);
+    return 0;
+}
