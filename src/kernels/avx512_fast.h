@@ -52,8 +52,13 @@ INLINE void fp8_decode(const fp8_tables *T, const uint8_t *p, __m512i *w0, __m51
 
 /* One token streams short rows, which the hardware prefetcher picks up
  * late: while a group of rows (`bytes` from `group`) is being read, step s
- * of `steps` brings the matching slice of the next group into L2. */
+ * of `steps` brings the matching slice of the next group into L2.
+ * Measured: faster on Zen 4; on Zen 5 the hardware does better alone (FP8
+ * and BF16 GEMV 27-31 -> 33-40 and 32-41 -> 41-46 GB/s), so fast_prefetch
+ * is off there (fast_tables_init; V4C_PREFETCH=0|1 overrides). */
+extern int fast_prefetch;
 INLINE void prefetch_next(const void *group, size_t bytes, int s, int steps) {
+    if (!fast_prefetch) return;
     size_t slice = (bytes + steps - 1) / steps;
     const char *p = (const char *)group + bytes + (size_t)s * slice;
     for (size_t o = 0; o < slice; o += 64) _mm_prefetch(p + o, _MM_HINT_T1);

@@ -34,6 +34,7 @@
  *        the low (q < 2) or high nibble of byte 16L + 8(q % 2) + i, column
  *        128g + 32L + 2(8(q % 2) + i) + q / 2.
  * x is laid out in the same order once per call (dot_prepare). */
+#include <cpuid.h>
 #include <immintrin.h>
 #include <math.h>
 #include <pthread.h>
@@ -45,6 +46,7 @@
 #include "kernels/avx512_fast.h"
 
 uint8_t fast_fp8_hi[128], fast_fp8_lo[128];
+int fast_prefetch = 1;
 static uint8_t fp4_lo[64], fp4_hi[64]; /* bf16 bytes of the 16 e2m1 codes, once per 128-bit lane */
 
 static uint16_t f32_to_bf16_exact(float f) {
@@ -59,7 +61,21 @@ static float e4m3_magnitude(int m) { /* e4m3fn code 0..127 */
     return e ? ldexpf((float)(8 + f), e - 10) : ldexpf((float)f, -9);
 }
 
+/* Software prefetch of the next row group: on, except on AMD family 1Ah
+ * (Zen 5) and later (avx512_fast.h). */
+static int prefetch_default(void) {
+    const char *env = getenv("V4C_PREFETCH");
+    if (env && *env) return atoi(env) != 0;
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0, &a, &b, &c, &d) || b != 0x68747541u) return 1; /* "Auth"enticAMD */
+    __get_cpuid(1, &a, &b, &c, &d);
+    unsigned family = (a >> 8) & 0xF;
+    if (family == 0xF) family += (a >> 20) & 0xFF;
+    return family < 0x1A;
+}
+
 static void init_tables(void) {
+    fast_prefetch = prefetch_default();
     for (int m = 0; m < 128; m++) {
         uint16_t b = f32_to_bf16_exact(e4m3_magnitude(m));
         fast_fp8_hi[m] = (uint8_t)(b >> 8), fast_fp8_lo[m] = (uint8_t)b;

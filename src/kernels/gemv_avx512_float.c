@@ -116,6 +116,7 @@ DOT static void float_span(const v4c_matrix *W, int r0, int r1, const float *x, 
 
 DOT void fast_rows_float(const v4c_matrix *W, int r0, int r1, const float *x, const double *xd, int ldx, int n, float *y, int ldy,
                          double *scratch) {
+    fast_tables_init();
     if (W->cols % 16) { /* the exact kernel, with the double inputs matmul leaves to this backend */
         double *own = xd ? NULL : matmul_prepare_input(W->kind, x, ldx, n, W->cols);
         backend_avx512.rows[W->kind](W, r0, r1, x, xd ? xd : own, ldx, n, y, ldy, scratch);
