@@ -1,8 +1,9 @@
 /* GEMV throughput of the active kernels at one token, by weight kind, with
  * the weights in cache (compute-bound: what a core can decode) and in
  * memory (what decode gets), and GEMM GFLOP/s at prefill-like token
- * counts. Random weights with scales near 1.
- * build: see bench/kernel_bench.sh; OMP_NUM_THREADS sets the threads. */
+ * counts (attention's wo_a: FP8 with a float input). Random weights with scales near 1.
+ * build: see bench/kernel_bench.sh; OMP_NUM_THREADS sets the threads;
+ * `kernel_bench gemm` runs the GEMMs only. */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,11 +29,15 @@ static void *huge_alloc(size_t n) {
 
 /* `copies` matrices of rows x cols of kind k, read in turn. */
 static void run(weight_kind k, int rows, int cols, int copies, int reps, const char *where, int n) {
+    int raw = !strcmp(where, "float"); /* FP8 with a float input (wo_a): matmul, no quantization */
     size_t data = k == WK_FP4 ? (size_t)rows * cols / 2 : k == WK_FP8 ? (size_t)rows * cols : (size_t)rows * cols * 2;
     size_t scales = k == WK_FP4 ? (size_t)rows * cols / 32 : k == WK_FP8 ? (size_t)(rows / 128) * (cols / 128) : 0;
     uint8_t *mem = huge_alloc((data + scales) * copies + 64);
-    srand(1);
-    for (size_t i = 0; i < (data + scales) * copies; i++) mem[i] = (uint8_t)rand();
+    uint64_t st = 0x9E3779B97F4A7C15u; /* xorshift: rand() would take longer than the runs */
+    for (size_t i = 0; i < (data + scales) * copies; i++) {
+        st ^= st << 13, st ^= st >> 7, st ^= st << 17;
+        mem[i] = (uint8_t)(st >> 24);
+    }
     v4c_matrix *W = calloc(copies, sizeof *W);
     for (int c = 0; c < copies; c++) {
         uint8_t *d = mem + (data + scales) * c;
@@ -46,11 +51,11 @@ static void run(weight_kind k, int rows, int cols, int copies, int reps, const c
     }
     float *x = malloc(sizeof(float) * cols * n), *y = malloc(sizeof(float) * rows * n);
     for (int i = 0; i < cols * n; i++) x[i] = (float)((rand() % 2001) - 1000) / 1000.0f;
-    for (int c = 0; c < copies; c++) linear(y, &W[c], x, n); /* warm */
+    for (int c = 0; c < copies; c++) raw ? matmul(y, rows, &W[c], 0, rows, x, cols, n) : linear(y, &W[c], x, n); /* warm */
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
         double t = now();
-        for (int c = 0; c < copies; c++) linear(y, &W[c], x, n);
+        for (int c = 0; c < copies; c++) raw ? matmul(y, rows, &W[c], 0, rows, x, cols, n) : linear(y, &W[c], x, n);
         t = now() - t;
         if (t < best) best = t;
     }
@@ -58,17 +63,18 @@ static void run(weight_kind k, int rows, int cols, int copies, int reps, const c
         printf("%-5s %5d x %5d  %-6s %8.1f MB  %7.2f GB/s  %7.1f us/matrix\n", weight_kind_name[k], rows, cols, where,
                (data + scales) * copies / 1e6, (data + scales) * copies / best / 1e9, best / copies * 1e6);
     else
-        printf("%-5s %5d x %5d  %3d tokens  %7.1f GFLOP/s  %7.1f us/matrix\n", weight_kind_name[k], rows, cols, n,
+        printf("%-5s %5d x %5d  %3d tokens%s  %7.1f GFLOP/s  %7.1f us/matrix\n", weight_kind_name[k], rows, cols, n, raw ? " (float input)" : "",
                2.0 * rows * cols * n * copies / best / 1e9, best / copies * 1e6);
     munmap(mem, (data + scales) * copies + 64);
     free(W), free(x), free(y);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    int only_gemm = argc > 1 && !strcmp(argv[1], "gemm");
     printf("kernels: %s\n", kernel_backend_active()->name);
     weight_kind kinds[] = {WK_FP4, WK_FP8, WK_BF16};
     int shapes[][2] = {{2048, 4096}, {4096, 4096}, {4096, 4096}};
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 3 && !only_gemm; i++) {
         int rows = shapes[i][0], cols = shapes[i][1];
         run(kinds[i], 128, cols, 4, 200, "cache", 1);
         run(kinds[i], rows, cols, 512 * 1024 * 1024 / (rows * cols), 5, "memory", 1);
@@ -77,6 +83,7 @@ int main(void) {
      * top 6: 48), attention's 512 */
     run(WK_FP4, 2048, 4096, 2, 5, "", 48);
     run(WK_FP8, 4096, 4096, 1, 3, "", 512);
+    run(WK_FP8, 1024, 4096, 4, 3, "float", 512);
     run(WK_BF16, 4096, 4096, 1, 3, "", 64);
     return 0;
 }

@@ -28,6 +28,14 @@ enum {
 
 enum { F_STEPS = 32, F_PANEL = 16 /* float chains: flush every 32 steps of 16; most rows per float panel */ };
 
+/* Panel products are blocked by columns (K_BLOCK, a whole number of flush
+ * periods) so that a micro-tile's panel rows and token inputs stay in L1
+ * while all tiles of a block run; each output's double sums wait in memory
+ * between blocks. The chain of every output is unchanged: its float sums
+ * are flushed at each block end anyway. Measured on Zen 5: FP8 GEMM at 512
+ * tokens 446 -> 555 GFLOP/s (the unblocked tile read 53 B per cycle from L2). */
+enum { K_BLOCK = 1024 };
+
 extern uint8_t fast_fp8_hi[128], fast_fp8_lo[128]; /* bf16 bytes of e4m3 magnitude codes */
 void fast_tables_init(void);                        /* once, before any kernel runs */
 

@@ -28,8 +28,9 @@ typedef struct {
 } dot_input;
 typedef void (*dot_kernel)(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch);
 enum { DOT_TOKENS = 6 }; /* tokens per register tile; matmul slices inputs in multiples of it */
-/* Bytes of per-thread scratch dot_rows needs for a span of rows. */
-#define DOT_SCRATCH(rows, cols) (((size_t)(rows) + 12) * (cols) * 2 + (size_t)(cols) * 4 + 64)
+/* Bytes of per-thread scratch dot_rows needs for a span of rows: a bf16
+ * panel, an exact row, and the double sums of a column-blocked panel. */
+#define DOT_SCRATCH(rows, cols) (((size_t)(rows) + 12) * (cols) * 2 + (size_t)(cols) * 4 + 64 + ((size_t)(rows) + 4) * DOT_TOKENS * 64)
 
 typedef struct kernel_backend_s {
     const char *name;

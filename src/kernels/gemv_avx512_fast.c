@@ -252,59 +252,64 @@ INLINE void gemv_rows(const v4c_matrix *W, int r, int NR, int NT, const uint16_t
     store_sums(ds, NR, NT, NT, NR, y, ldy);
 }
 
-/* MR panel rows x NT tokens over all chunks, same chain as gemv_rows. */
-INLINE void micro(const uint16_t *P, int cols, const uint16_t *X, int NT, float *y, int ldy, int nr) {
-    int chunks = cols / 32;
+/* MR panel rows (stride `stride`) x NT tokens over kcols columns, same chain
+ * as gemv_rows; ds[i * MT + t] carries the double sums across blocks
+ * (zeroed when `first`, finished into y when `last`). */
+INLINE void micro(const uint16_t *P, int stride, const uint16_t *X, int NT, int kcols, __m512d *ds, int first, int last, float *y, int ldy,
+                  int nr) {
+    int chunks = kcols / 32;
     __m512 acc[MR][MT];
-    __m512d ds[MR][MT]; /* spilled to the stack: touched once per flush */
     _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++) {
         acc[i][t] = _mm512_setzero_ps();
-        ds[i][t] = _mm512_setzero_pd();
+        if (first) ds[i * MT + t] = _mm512_setzero_pd();
     }
     for (int c = 0; c < chunks; c++) {
         __m512i w[MR];
-        _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) w[i] = _mm512_loadu_si512(P + (size_t)i * cols + 32 * c);
+        _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) w[i] = _mm512_loadu_si512(P + (size_t)i * stride + 32 * c);
         _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++) {
-            __m512i x = _mm512_loadu_si512(X + (size_t)t * cols + 32 * c);
+            __m512i x = _mm512_loadu_si512(X + (size_t)t * stride + 32 * c);
             _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) acc[i][t] = DP(acc[i][t], w[i], x);
         }
         if (c % FLUSH_CHUNKS == FLUSH_CHUNKS - 1 || c == chunks - 1)
             _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++)
-                flush(&acc[i][t], &ds[i][t]);
+                flush(&acc[i][t], &ds[i * MT + t]);
     }
-    store_sums(&ds[0][0], MR, NT, MT, nr, y, ldy);
+    if (last) store_sums(ds, MR, NT, MT, nr, y, ldy);
 }
 
 /* micro() for FP4 panels (scaled codes): the dot products of each
  * 128-column step start from zero and are added to the chain, as the one
  * token kernel's tmp. */
-INLINE void micro4(const uint16_t *P, int cols, const uint16_t *X, int NT, float *y, int ldy, int nr) {
-    int steps = cols / 128;
+INLINE void micro4(const uint16_t *P, int stride, const uint16_t *X, int NT, int kcols, __m512d *ds, int first, int last, float *y, int ldy,
+                   int nr) {
+    int steps = kcols / 128;
     float acc[MR][MT][16] __attribute__((aligned(64))); /* in memory: touched once per step; tmp takes the registers */
-    __m512d ds[MR][MT];
     _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++) {
         _mm512_store_ps(acc[i][t], _mm512_setzero_ps());
-        ds[i][t] = _mm512_setzero_pd();
+        if (first) ds[i * MT + t] = _mm512_setzero_pd();
     }
+    enum { HR = MR / 2 }; /* rows per half: the step sums of a half fit the registers */
     for (int g = 0; g < steps; g++) {
-        __m512 tmp[MR][MT];
-        _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++) tmp[i][t] = _mm512_setzero_ps();
-        _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) {
-            __m512i w[MR];
-            _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) w[i] = _mm512_loadu_si512(P + (size_t)i * cols + 128 * g + 32 * q);
-            _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++) {
-                __m512i x = _mm512_loadu_si512(X + (size_t)t * cols + 128 * g + 32 * q);
-                _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) tmp[i][t] = DP(tmp[i][t], w[i], x);
+        int flush_now = g % (FLUSH_CHUNKS / 4) == FLUSH_CHUNKS / 4 - 1 || g == steps - 1;
+        _Pragma("GCC unroll 2") for (int h = 0; h < MR; h += HR) {
+            __m512 tmp[HR][MT];
+            _Pragma("GCC unroll 2") for (int i = 0; i < HR; i++) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++) tmp[i][t] = _mm512_setzero_ps();
+            _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) {
+                __m512i w[HR];
+                _Pragma("GCC unroll 2") for (int i = 0; i < HR; i++) w[i] = _mm512_loadu_si512(P + (size_t)(h + i) * stride + 128 * g + 32 * q);
+                _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++) {
+                    __m512i x = _mm512_loadu_si512(X + (size_t)t * stride + 128 * g + 32 * q);
+                    _Pragma("GCC unroll 2") for (int i = 0; i < HR; i++) tmp[i][t] = DP(tmp[i][t], w[i], x);
+                }
+            }
+            _Pragma("GCC unroll 2") for (int i = 0; i < HR; i++) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++) {
+                __m512 a = _mm512_add_ps(_mm512_load_ps(acc[h + i][t]), tmp[i][t]);
+                if (flush_now) flush(&a, &ds[(h + i) * MT + t]);
+                _mm512_store_ps(acc[h + i][t], a);
             }
         }
-        int flush_now = g % (FLUSH_CHUNKS / 4) == FLUSH_CHUNKS / 4 - 1 || g == steps - 1;
-        _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++) {
-            __m512 a = _mm512_add_ps(_mm512_load_ps(acc[i][t]), tmp[i][t]);
-            if (flush_now) flush(&a, &ds[i][t]);
-            _mm512_store_ps(acc[i][t], a);
-        }
     }
-    store_sums(&ds[0][0], MR, NT, MT, nr, y, ldy);
+    if (last) store_sums(ds, MR, NT, MT, nr, y, ldy);
 }
 
 /* Decode rows [r, r+nr) into a bf16 panel (scales folded in), zero rows up
@@ -408,27 +413,33 @@ DOT static void rows_span(const v4c_matrix *W, int r0, int r1, const dot_input *
         }
         return;
     }
-    /* Several tokens: decode the rows once into a panel, then micro-tiles. */
+    /* Several tokens: decode the rows once into a panel, then micro-tiles,
+     * column block by column block. */
     uint16_t *P = scratch;
-    int nr = r1 - r0;
+    int nr = r1 - r0, padded = (nr + MR - 1) / MR * MR;
     decode_panel(W, r0, nr, P);
+    __m512d *dsum = (__m512d *)(((uintptr_t)(P + (size_t)(nr + MR + 2) * cols) + 63) & ~(uintptr_t)63);
     for (int t0 = 0; t0 < n; t0 += MT) {
         int nt = n - t0 < MT ? n - t0 : MT;
         const uint16_t *X = in->xb + (size_t)t0 * cols;
-        for (int i = 0; i < nr; i += MR) {
-            float *yt = y + (size_t)t0 * ldy + i;
-            int rows = nr - i < MR ? nr - i : MR;
-            const uint16_t *Pi = P + (size_t)i * cols;
-#define MICRO(NT) (fp8 ? micro(Pi, cols, X, NT, yt, ldy, rows) : micro4(Pi, cols, X, NT, yt, ldy, rows))
-            switch (nt) {
-            case 1: MICRO(1); break;
-            case 2: MICRO(2); break;
-            case 3: MICRO(3); break;
-            case 4: MICRO(4); break;
-            case 5: MICRO(5); break;
-            default: MICRO(6); break;
-            }
+        for (int k0 = 0; k0 < cols; k0 += K_BLOCK) {
+            int kcols = cols - k0 < K_BLOCK ? cols - k0 : K_BLOCK, first = k0 == 0, last = k0 + kcols == cols;
+            for (int i = 0; i < padded; i += MR) {
+                float *yt = y + (size_t)t0 * ldy + i;
+                int rows = nr - i < MR ? nr - i : MR;
+                const uint16_t *Pi = P + (size_t)i * cols + k0, *Xk = X + k0;
+                __m512d *ds = dsum + (size_t)i * MT;
+#define MICRO(NT) (fp8 ? micro(Pi, cols, Xk, NT, kcols, ds, first, last, yt, ldy, rows) : micro4(Pi, cols, Xk, NT, kcols, ds, first, last, yt, ldy, rows))
+                switch (nt) {
+                case 1: MICRO(1); break;
+                case 2: MICRO(2); break;
+                case 3: MICRO(3); break;
+                case 4: MICRO(4); break;
+                case 5: MICRO(5); break;
+                default: MICRO(6); break;
+                }
 #undef MICRO
+            }
         }
     }
     if (!fp8) /* FP4 rows whose scales the panel could not hold exactly */

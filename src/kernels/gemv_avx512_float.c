@@ -49,45 +49,54 @@ INLINE void float_rows(const v4c_matrix *W, int r, int NR, int NT, const float *
     store_sums(ds, NR, NT, NT, NR, y, ldy);
 }
 
-/* MR panel rows (stride cols) x NT tokens of float x (stride ldx). */
-INLINE void micro_f32(const float *P, int cols, const float *X, int ldx, int NT, float *y, int ldy, int nr) {
-    int steps = cols / 16;
+/* MR panel rows (stride `stride`) x NT tokens of float x (stride ldx) over
+ * kcols columns; ds[i * MT + t] carries the double sums across column
+ * blocks (K_BLOCK, as the dot path's panels: zeroed when `first`,
+ * finished into y when `last`). */
+INLINE void micro_f32(const float *P, int stride, const float *X, int ldx, int NT, int kcols, __m512d *ds, int first, int last, float *y,
+                      int ldy, int nr) {
+    int steps = kcols / 16;
     __m512 acc[MR][MT];
-    __m512d ds[MR][MT];
     _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++) {
         acc[i][t] = _mm512_setzero_ps();
-        ds[i][t] = _mm512_setzero_pd();
+        if (first) ds[i * MT + t] = _mm512_setzero_pd();
     }
     for (int s = 0; s < steps; s++) {
         __m512 w[MR];
-        _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) w[i] = _mm512_loadu_ps(P + (size_t)i * cols + 16 * s);
+        _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) w[i] = _mm512_loadu_ps(P + (size_t)i * stride + 16 * s);
         _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++) {
             __m512 xv = _mm512_loadu_ps(X + (size_t)t * ldx + 16 * s);
             _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) acc[i][t] = _mm512_fmadd_ps(w[i], xv, acc[i][t]);
         }
         if (s % F_STEPS == F_STEPS - 1 || s == steps - 1)
             _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++)
-                flush(&acc[i][t], &ds[i][t]);
+                flush(&acc[i][t], &ds[i * MT + t]);
     }
-    store_sums(&ds[0][0], MR, NT, MT, nr, y, ldy);
+    if (last) store_sums(ds, MR, NT, MT, nr, y, ldy);
 }
 
-/* A decoded float panel of nr rows against n tokens of x, in micro-tiles. */
+/* A decoded float panel of nr rows against n tokens of x, in micro-tiles,
+ * column block by column block. */
 DOT static void panel_tiles_f32(const float *panel, int nr, int cols, const float *x, int ldx, int n, float *y, int ldy) {
+    __m512d dsum[(F_PANEL + MR) * MT];
     for (int t0 = 0; t0 < n; t0 += MT) {
         int nt = n - t0 < MT ? n - t0 : MT;
         const float *X = x + (size_t)t0 * ldx;
-        for (int i = 0; i < nr; i += MR) {
-            float *yt = y + (size_t)t0 * ldy + i;
-            int rows = nr - i < MR ? nr - i : MR;
-            const float *Pi = panel + (size_t)i * cols;
-            switch (nt) {
-            case 1: micro_f32(Pi, cols, X, ldx, 1, yt, ldy, rows); break;
-            case 2: micro_f32(Pi, cols, X, ldx, 2, yt, ldy, rows); break;
-            case 3: micro_f32(Pi, cols, X, ldx, 3, yt, ldy, rows); break;
-            case 4: micro_f32(Pi, cols, X, ldx, 4, yt, ldy, rows); break;
-            case 5: micro_f32(Pi, cols, X, ldx, 5, yt, ldy, rows); break;
-            default: micro_f32(Pi, cols, X, ldx, 6, yt, ldy, rows); break;
+        for (int k0 = 0; k0 < cols; k0 += K_BLOCK) {
+            int kcols = cols - k0 < K_BLOCK ? cols - k0 : K_BLOCK, first = k0 == 0, last = k0 + kcols == cols;
+            for (int i = 0; i < nr; i += MR) {
+                float *yt = y + (size_t)t0 * ldy + i;
+                int rows = nr - i < MR ? nr - i : MR;
+                const float *Pi = panel + (size_t)i * cols + k0, *Xk = X + k0;
+                __m512d *ds = dsum + (size_t)i * MT;
+                switch (nt) {
+                case 1: micro_f32(Pi, cols, Xk, ldx, 1, kcols, ds, first, last, yt, ldy, rows); break;
+                case 2: micro_f32(Pi, cols, Xk, ldx, 2, kcols, ds, first, last, yt, ldy, rows); break;
+                case 3: micro_f32(Pi, cols, Xk, ldx, 3, kcols, ds, first, last, yt, ldy, rows); break;
+                case 4: micro_f32(Pi, cols, Xk, ldx, 4, kcols, ds, first, last, yt, ldy, rows); break;
+                case 5: micro_f32(Pi, cols, Xk, ldx, 5, kcols, ds, first, last, yt, ldy, rows); break;
+                default: micro_f32(Pi, cols, Xk, ldx, 6, kcols, ds, first, last, yt, ldy, rows); break;
+                }
             }
         }
     }
