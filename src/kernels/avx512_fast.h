@@ -36,6 +36,42 @@ enum { F_STEPS = 32, F_PANEL = 16 /* float chains: flush every 32 steps of 16; m
  * tokens 446 -> 555 GFLOP/s (the unblocked tile read 53 B per cycle from L2). */
 enum { K_BLOCK = 1024 };
 
+/* One micro-tile of a column-blocked panel product: tokens [t0, t0+nt),
+ * columns [k0, k0+kcols), panel rows [i, i+rows). */
+typedef struct {
+    int t0, nt, k0, kcols, first, last, i, rows;
+} panel_tile;
+
+/* The tiles of n tokens x nr rows x cols in order (token tiles, then column
+ * blocks, then row tiles); start from p = {0} with p.nt = 0. 0 at the end. */
+static inline int panel_next(panel_tile *p, int n, int nr, int cols) {
+    if (p->nt == 0) {
+        *p = (panel_tile){0};
+    } else if ((p->i += MR) >= nr) {
+        p->i = 0;
+        if ((p->k0 += K_BLOCK) >= cols) p->k0 = 0, p->t0 += MT;
+    }
+    if (p->t0 >= n || nr <= 0) return 0;
+    p->nt = n - p->t0 < MT ? n - p->t0 : MT;
+    p->kcols = cols - p->k0 < K_BLOCK ? cols - p->k0 : K_BLOCK;
+    p->first = p->k0 == 0, p->last = p->k0 + p->kcols == cols;
+    p->rows = nr - p->i < MR ? nr - p->i : MR;
+    return 1;
+}
+
+/* K(NT) for the tile's token count, NT a constant. */
+#define TILE_TOKENS(nt, K)                                                                                                                \
+    do {                                                                                                                                  \
+        switch (nt) {                                                                                                                     \
+        case 1: K(1); break;                                                                                                              \
+        case 2: K(2); break;                                                                                                              \
+        case 3: K(3); break;                                                                                                              \
+        case 4: K(4); break;                                                                                                              \
+        case 5: K(5); break;                                                                                                              \
+        default: K(6); break;                                                                                                             \
+        }                                                                                                                                 \
+    } while (0)
+
 extern uint8_t fast_fp8_hi[128], fast_fp8_lo[128]; /* bf16 bytes of e4m3 magnitude codes */
 void fast_tables_init(void);                        /* once, before any kernel runs */
 

@@ -416,31 +416,17 @@ DOT static void rows_span(const v4c_matrix *W, int r0, int r1, const dot_input *
     /* Several tokens: decode the rows once into a panel, then micro-tiles,
      * column block by column block. */
     uint16_t *P = scratch;
-    int nr = r1 - r0, padded = (nr + MR - 1) / MR * MR;
+    int nr = r1 - r0;
     decode_panel(W, r0, nr, P);
     __m512d *dsum = (__m512d *)(((uintptr_t)(P + (size_t)(nr + MR + 2) * cols) + 63) & ~(uintptr_t)63);
-    for (int t0 = 0; t0 < n; t0 += MT) {
-        int nt = n - t0 < MT ? n - t0 : MT;
-        const uint16_t *X = in->xb + (size_t)t0 * cols;
-        for (int k0 = 0; k0 < cols; k0 += K_BLOCK) {
-            int kcols = cols - k0 < K_BLOCK ? cols - k0 : K_BLOCK, first = k0 == 0, last = k0 + kcols == cols;
-            for (int i = 0; i < padded; i += MR) {
-                float *yt = y + (size_t)t0 * ldy + i;
-                int rows = nr - i < MR ? nr - i : MR;
-                const uint16_t *Pi = P + (size_t)i * cols + k0, *Xk = X + k0;
-                __m512d *ds = dsum + (size_t)i * MT;
-#define MICRO(NT) (fp8 ? micro(Pi, cols, Xk, NT, kcols, ds, first, last, yt, ldy, rows) : micro4(Pi, cols, Xk, NT, kcols, ds, first, last, yt, ldy, rows))
-                switch (nt) {
-                case 1: MICRO(1); break;
-                case 2: MICRO(2); break;
-                case 3: MICRO(3); break;
-                case 4: MICRO(4); break;
-                case 5: MICRO(5); break;
-                default: MICRO(6); break;
-                }
+    for (panel_tile p = {0}; panel_next(&p, n, nr, cols);) {
+        const uint16_t *Pi = P + (size_t)p.i * cols + p.k0, *Xk = in->xb + (size_t)p.t0 * cols + p.k0;
+        float *yt = y + (size_t)p.t0 * ldy + p.i;
+        __m512d *ds = dsum + (size_t)p.i * MT;
+#define MICRO(NT) \
+    (fp8 ? micro(Pi, cols, Xk, NT, p.kcols, ds, p.first, p.last, yt, ldy, p.rows) : micro4(Pi, cols, Xk, NT, p.kcols, ds, p.first, p.last, yt, ldy, p.rows))
+        TILE_TOKENS(p.nt, MICRO);
 #undef MICRO
-            }
-        }
     }
     if (!fp8) /* FP4 rows whose scales the panel could not hold exactly */
         for (int r = r0; r < r1; r++)

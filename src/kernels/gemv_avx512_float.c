@@ -79,26 +79,13 @@ INLINE void micro_f32(const float *P, int stride, const float *X, int ldx, int N
  * column block by column block. */
 DOT static void panel_tiles_f32(const float *panel, int nr, int cols, const float *x, int ldx, int n, float *y, int ldy) {
     __m512d dsum[(F_PANEL + MR) * MT];
-    for (int t0 = 0; t0 < n; t0 += MT) {
-        int nt = n - t0 < MT ? n - t0 : MT;
-        const float *X = x + (size_t)t0 * ldx;
-        for (int k0 = 0; k0 < cols; k0 += K_BLOCK) {
-            int kcols = cols - k0 < K_BLOCK ? cols - k0 : K_BLOCK, first = k0 == 0, last = k0 + kcols == cols;
-            for (int i = 0; i < nr; i += MR) {
-                float *yt = y + (size_t)t0 * ldy + i;
-                int rows = nr - i < MR ? nr - i : MR;
-                const float *Pi = panel + (size_t)i * cols + k0, *Xk = X + k0;
-                __m512d *ds = dsum + (size_t)i * MT;
-                switch (nt) {
-                case 1: micro_f32(Pi, cols, Xk, ldx, 1, kcols, ds, first, last, yt, ldy, rows); break;
-                case 2: micro_f32(Pi, cols, Xk, ldx, 2, kcols, ds, first, last, yt, ldy, rows); break;
-                case 3: micro_f32(Pi, cols, Xk, ldx, 3, kcols, ds, first, last, yt, ldy, rows); break;
-                case 4: micro_f32(Pi, cols, Xk, ldx, 4, kcols, ds, first, last, yt, ldy, rows); break;
-                case 5: micro_f32(Pi, cols, Xk, ldx, 5, kcols, ds, first, last, yt, ldy, rows); break;
-                default: micro_f32(Pi, cols, Xk, ldx, 6, kcols, ds, first, last, yt, ldy, rows); break;
-                }
-            }
-        }
+    for (panel_tile p = {0}; panel_next(&p, n, nr, cols);) {
+        const float *Pi = panel + (size_t)p.i * cols + p.k0, *Xk = x + (size_t)p.t0 * ldx + p.k0;
+        float *yt = y + (size_t)p.t0 * ldy + p.i;
+        __m512d *ds = dsum + (size_t)p.i * MT;
+#define MICRO_F32(NT) micro_f32(Pi, cols, Xk, ldx, NT, p.kcols, ds, p.first, p.last, yt, ldy, p.rows)
+        TILE_TOKENS(p.nt, MICRO_F32);
+#undef MICRO_F32
     }
 }
 
