@@ -8,6 +8,7 @@
 #include "formats/dtype.h"
 #include "kernels/backend.h"
 #include "util/util.h"
+#include "util/workmem.h"
 
 const char *const weight_kind_name[WK_COUNT] = {"F32", "BF16", "FP8", "FP4"};
 const char *const op_class_name[OP_COUNT] = {"attention", "routed experts", "shared experts", "head", "other"};
@@ -95,7 +96,7 @@ static pthread_key_t reuse_key;
 static pthread_once_t reuse_once = PTHREAD_ONCE_INIT;
 static void reuse_free(void *v) {
     reuse_buf *b = v;
-    free(b[0].p), free(b[1].p), free(b);
+    work_free(b[0].p), work_free(b[1].p), free(b);
 }
 static void reuse_init(void) { pthread_key_create(&reuse_key, reuse_free); }
 
@@ -108,9 +109,9 @@ static void *reuse_get(int which, size_t size) {
         pthread_setspecific(reuse_key, b);
     }
     if (b[which].size < size) {
-        free(b[which].p);
+        work_free(b[which].p);
         size = (size + 4095) & ~(size_t)4095;
-        b[which].p = xaligned(size);
+        b[which].p = work_alloc(size); /* in huge pages from 1 MB: panels and prepared inputs are read many times */
         b[which].size = size;
     }
     return b[which].p;
@@ -173,7 +174,7 @@ const float *linear_input(const v4c_matrix *W, const float *x, int n, float **ow
     *owned = NULL;
     if (!matrix_quantizes_input(W)) return x;
     size_t len = (size_t)n * W->cols;
-    *owned = xmalloc(len * sizeof(float));
+    *owned = work_alloc(len * sizeof(float));
     memcpy(*owned, x, len * sizeof(float));
     for (int j = 0; j < n; j++) fp8_quant(*owned + (size_t)j * W->cols, W->cols, 128);
     return *owned;
@@ -183,5 +184,5 @@ void linear(float *y, const v4c_matrix *W, const float *x, int n) {
     float *owned;
     const float *in = linear_input(W, x, n, &owned);
     matmul(y, W->rows, W, 0, W->rows, in, W->cols, n);
-    free(owned);
+    work_free(owned);
 }

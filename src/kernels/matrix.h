@@ -56,7 +56,8 @@ double matrix_bytes(const v4c_matrix *W, int nrows);
  * applying fp8_quant(x, 128) first when W is FP8/FP4. */
 void linear(float *y, const v4c_matrix *W, const float *x, int n);
 
-/* x quantized as W's input needs it: x itself, or a copy in *owned. */
+/* x quantized as W's input needs it: x itself, or a copy in *owned
+ * (work_free it; NULL when x itself is returned). */
 const float *linear_input(const v4c_matrix *W, const float *x, int n, float **owned);
 
 #endif

@@ -11,15 +11,16 @@
 #include "kernels/ops.h"
 #include "model/forward.h"
 #include "util/util.h"
+#include "util/workmem.h"
 
 void attention_forward(const v4c_model *m, const layer_weights *w, const batch *b, const float *x, float *out) {
     const v4c_config *c = &m->cfg;
     int H = c->n_heads, Dh = c->head_dim, R = c->rope_dim, qr = c->q_lora_rank, win = c->window, ratio = w->ratio, n = b->n;
     float eps = c->norm_eps;
 
-    float *q_lat = xmalloc((size_t)n * qr * sizeof(float));
-    float *q = xmalloc((size_t)n * H * Dh * sizeof(float));
-    float *kv = xmalloc((size_t)n * Dh * sizeof(float));
+    float *q_lat = work_alloc((size_t)n * qr * sizeof(float));
+    float *q = work_alloc((size_t)n * H * Dh * sizeof(float));
+    float *kv = work_alloc((size_t)n * Dh * sizeof(float));
     linear(q_lat, &w->wq_a, x, n);
     for (int i = 0; i < n; i++) rmsnorm(q_lat + (size_t)i * qr, q_lat + (size_t)i * qr, w->q_norm, qr, eps);
     linear(q, &w->wq_b, q_lat, n);
@@ -45,19 +46,19 @@ void attention_forward(const v4c_model *m, const layer_weights *w, const batch *
     }
     if (ratio == 4) {
         topk = c->index_topk;
-        sel = xmalloc((size_t)n * topk * sizeof(int));
-        n_sel = xmalloc((size_t)n * sizeof(int));
+        sel = work_alloc((size_t)n * topk * sizeof(int));
+        n_sel = work_alloc((size_t)n * sizeof(int));
         indexer_select(m, w, b, x, q_lat, sel, n_sel);
     }
 
     /* Work items: one token's block of HEAD_BLOCK heads, which share its keys. */
     enum { HEAD_BLOCK = 16 };
     int hblocks = (H + HEAD_BLOCK - 1) / HEAD_BLOCK;
-    float *o = xmalloc((size_t)n * H * Dh * sizeof(float));
+    float *o = work_alloc((size_t)n * H * Dh * sizeof(float));
 #pragma omp parallel if (n * hblocks > 1)
     {
-        const float **keys = xmalloc((size_t)max_keys * sizeof(float *));
-        float *scores = xmalloc((size_t)HEAD_BLOCK * max_keys * sizeof(float));
+        const float **keys = work_alloc((size_t)max_keys * sizeof(float *));
+        float *scores = work_alloc((size_t)HEAD_BLOCK * max_keys * sizeof(float));
 #pragma omp for schedule(dynamic)
         for (int ib = 0; ib < n * hblocks; ib++) {
             int i = ib / hblocks, h0 = ib % hblocks * HEAD_BLOCK, nh = H - h0 < HEAD_BLOCK ? H - h0 : HEAD_BLOCK;
@@ -76,8 +77,8 @@ void attention_forward(const v4c_model *m, const layer_weights *w, const batch *
             attend_heads(q + ((size_t)i * H + h0) * Dh, nh, keys, nk, Dh, w->attn_sink + h0, scores, oh);
             for (int h = 0; h < nh; h++) rope(oh + (size_t)h * Dh + Dh - R, R, w->rope_freqs, t, 1);
         }
-        free(keys);
-        free(scores);
+        work_free(keys);
+        work_free(scores);
     }
 
     for (int k = 0; k < b->n_seq; k++) {
@@ -91,15 +92,15 @@ void attention_forward(const v4c_model *m, const layer_weights *w, const batch *
     /* Grouped output projection: group g's slice of o through its own
      * block of wo_a (dequantized only: no activation quantization), then wo_b. */
     int G = c->o_groups, olr = c->o_lora_rank, gw = H * Dh / G;
-    float *u = xmalloc((size_t)n * G * olr * sizeof(float));
+    float *u = work_alloc((size_t)n * G * olr * sizeof(float));
     for (int g = 0; g < G; g++) matmul(u + (size_t)g * olr, G * olr, &w->wo_a, g * olr, olr, o + (size_t)g * gw, H * Dh, n);
     linear(out, &w->wo_b, u, n);
 
-    free(u);
-    free(o);
-    free(sel);
-    free(n_sel);
-    free(kv);
-    free(q);
-    free(q_lat);
+    work_free(u);
+    work_free(o);
+    work_free(sel);
+    work_free(n_sel);
+    work_free(kv);
+    work_free(q);
+    work_free(q_lat);
 }

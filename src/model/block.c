@@ -4,6 +4,7 @@
 #include "kernels/ops.h"
 #include "model/forward.h"
 #include "util/util.h"
+#include "util/workmem.h"
 
 void batch_init(batch *b, const batch_seq *seqs, int n_seq) {
     b->seqs = seqs;
@@ -27,8 +28,8 @@ void batch_free(batch *b) {
 void block_forward(const v4c_model *m, const layer_weights *w, const batch *b, float *X, const int32_t *ids) {
     const v4c_config *c = &m->cfg;
     int hc = c->hc_mult, D = c->hidden_size, n = b->n;
-    float *y = xmalloc((size_t)n * D * sizeof(float)), *a = xmalloc((size_t)n * D * sizeof(float));
-    float *post = xmalloc((size_t)n * hc * sizeof(float)), *comb = xmalloc((size_t)n * hc * hc * sizeof(float));
+    float *y = work_alloc((size_t)n * D * sizeof(float)), *a = work_alloc((size_t)n * D * sizeof(float));
+    float *post = work_alloc((size_t)n * hc * sizeof(float)), *comb = work_alloc((size_t)n * hc * hc * sizeof(float));
 
     hc_pre(c, &w->hc_attn, X, n, y, post, comb);
     for (int i = 0; i < n; i++) rmsnorm(y + (size_t)i * D, y + (size_t)i * D, w->attn_norm, D, c->norm_eps);
@@ -40,8 +41,8 @@ void block_forward(const v4c_model *m, const layer_weights *w, const batch *b, f
     moe_forward(m, w, y, ids, n, a);
     hc_post(c, X, a, post, comb, n);
 
-    free(comb);
-    free(post);
-    free(a);
-    free(y);
+    work_free(comb);
+    work_free(post);
+    work_free(a);
+    work_free(y);
 }

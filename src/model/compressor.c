@@ -9,6 +9,7 @@
 #include "kernels/ops.h"
 #include "model/forward.h"
 #include "util/util.h"
+#include "util/workmem.h"
 
 void compressor_cache_init(compressor_cache *c, int ratio, int dim, int width) {
     memset(c, 0, sizeof *c);
@@ -87,7 +88,7 @@ static void pool_block(const compressor_cache *cc, int b, int overlap, float *ou
 void compressor_forward(const v4c_config *c, const compressor_weights *w, compressor_cache *cc, const float *x, int n, int pos0,
                         const float *rope_freqs, int for_indexer) {
     int m = w->ratio, d = w->dim, W = w->overlap * d, R = c->rope_dim;
-    float *K = xmalloc((size_t)n * W * sizeof(float)), *S = xmalloc((size_t)n * W * sizeof(float));
+    float *K = work_alloc((size_t)n * W * sizeof(float)), *S = work_alloc((size_t)n * W * sizeof(float));
     linear(K, &w->wkv, x, n);
     linear(S, &w->wgate, x, n);
     for (int i = 0; i < n; i++) {
@@ -113,6 +114,6 @@ void compressor_forward(const v4c_config *c, const compressor_weights *w, compre
             fp8_quant(e, d - R, 64);
         }
     }
-    free(K);
-    free(S);
+    work_free(K);
+    work_free(S);
 }

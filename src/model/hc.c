@@ -6,6 +6,7 @@
 #include "kernels/ops.h"
 #include "model/forward.h"
 #include "util/util.h"
+#include "util/workmem.h"
 
 void hc_sinkhorn(float *C, int hc, int iters, float eps) {
     for (int i = 0; i < hc; i++) {
@@ -42,7 +43,7 @@ static void hc_mix(const v4c_config *c, const float *fn, int rows, const float *
 
 void hc_pre(const v4c_config *c, const hc_weights *w, const float *X, int n, float *y, float *post, float *comb) {
     int hc = c->hc_mult, D = c->hidden_size, rows = (2 + hc) * hc;
-    float *mix = xmalloc((size_t)n * rows * sizeof(float));
+    float *mix = work_alloc((size_t)n * rows * sizeof(float));
     hc_mix(c, w->fn, rows, X, n, mix);
     for (int t = 0; t < n; t++) {
         const float *mx = mix + (size_t)t * rows, *Xt = X + (size_t)t * hc * D;
@@ -56,12 +57,12 @@ void hc_pre(const v4c_config *c, const hc_weights *w, const float *X, int n, flo
         for (int k = 0; k < hc * hc; k++) C[k] = mx[2 * hc + k] * w->scale[2] + w->base[2 * hc + k];
         hc_sinkhorn(C, hc, c->hc_sinkhorn_iters, c->hc_eps);
     }
-    free(mix);
+    work_free(mix);
 }
 
 void hc_post(const v4c_config *c, float *X, const float *a, const float *post, const float *comb, int n) {
     int hc = c->hc_mult, D = c->hidden_size;
-    float *old = xmalloc((size_t)hc * D * sizeof(float));
+    float *old = work_alloc((size_t)hc * D * sizeof(float));
     for (int t = 0; t < n; t++) {
         float *Xt = X + (size_t)t * hc * D;
         const float *at = a + (size_t)t * D, *C = comb + (size_t)t * hc * hc;
@@ -75,12 +76,12 @@ void hc_post(const v4c_config *c, float *X, const float *a, const float *post, c
             }
         }
     }
-    free(old);
+    work_free(old);
 }
 
 void hc_head(const v4c_config *c, const hc_head_weights *w, const float *X, int n, float *y) {
     int hc = c->hc_mult, D = c->hidden_size;
-    float *mix = xmalloc((size_t)n * hc * sizeof(float));
+    float *mix = work_alloc((size_t)n * hc * sizeof(float));
     hc_mix(c, w->fn, hc, X, n, mix);
     for (int t = 0; t < n; t++) {
         const float *Xt = X + (size_t)t * hc * D;
@@ -91,5 +92,5 @@ void hc_head(const v4c_config *c, const hc_head_weights *w, const float *X, int 
             for (int d = 0; d < D; d++) yt[d] += wi * Xt[i * D + d];
         }
     }
-    free(mix);
+    work_free(mix);
 }

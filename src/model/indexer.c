@@ -9,14 +9,15 @@
 #include "kernels/ops.h"
 #include "model/forward.h"
 #include "util/util.h"
+#include "util/workmem.h"
 
 void indexer_select(const v4c_model *m, const layer_weights *w, const batch *b, const float *x, const float *q_lat, int *sel, int *n_sel) {
     const v4c_config *c = &m->cfg;
     const indexer_weights *ix = &w->indexer;
     int nI = c->index_n_heads, dI = c->index_head_dim, R = c->rope_dim, topk = c->index_topk, n = b->n;
 
-    float *qI = xmalloc((size_t)n * nI * dI * sizeof(float));
-    float *wts = xmalloc((size_t)n * nI * sizeof(float));
+    float *qI = work_alloc((size_t)n * nI * dI * sizeof(float));
+    float *wts = work_alloc((size_t)n * nI * sizeof(float));
     linear(qI, &ix->wq_b, q_lat, n);
     linear(wts, &ix->weights_proj, x, n);
     float qscale = 1.0f / sqrtf((float)dI), wscale = 1.0f / sqrtf((float)dI) / sqrtf((float)nI);
@@ -40,7 +41,7 @@ void indexer_select(const v4c_model *m, const layer_weights *w, const batch *b, 
 
     /* I(t, j) = sum_h w_h relu(qI_h . cI_j): the dot products as one matmul
      * per token against its visible entries (rows of an F32 matrix). */
-    float *dots = xmalloc((size_t)nI * max_entries * sizeof(float)), *score = xmalloc((size_t)max_entries * sizeof(float));
+    float *dots = work_alloc((size_t)nI * max_entries * sizeof(float)), *score = work_alloc((size_t)max_entries * sizeof(float));
     for (int i = 0; i < n; i++) {
         const compressor_cache *cc = &b->seqs[b->seq_of[i]].caches[w->index].icomp;
         int count = (b->pos[i] + 1) / 4;
@@ -58,8 +59,8 @@ void indexer_select(const v4c_model *m, const layer_weights *w, const batch *b, 
         }
         topk_indices(score, count, n_sel[i], sel + (size_t)i * topk);
     }
-    free(dots);
-    free(score);
-    free(qI);
-    free(wts);
+    work_free(dots);
+    work_free(score);
+    work_free(qI);
+    work_free(wts);
 }

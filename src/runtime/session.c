@@ -8,6 +8,7 @@
 #include "model/forward.h"
 #include "runtime/session_internal.h"
 #include "util/util.h"
+#include "util/workmem.h"
 
 v4c_session *v4c_session_new(v4c_model *m, const v4c_session_params *p, char err[V4C_ERR_LEN]) {
     const v4c_config *c = &m->cfg;
@@ -113,11 +114,11 @@ const int32_t *v4c_session_tokens(const v4c_session *s) { return s->tokens; }
 static void head_logits(const v4c_model *m, const hc_head_weights *hw, const float *norm, const float *X, int n, float *logits) {
     const v4c_config *c = &m->cfg;
     int D = c->hidden_size;
-    float *y = xmalloc((size_t)n * D * sizeof(float));
+    float *y = work_alloc((size_t)n * D * sizeof(float));
     hc_head(c, hw, X, n, y);
     for (int i = 0; i < n; i++) rmsnorm(y + (size_t)i * D, y + (size_t)i * D, norm, D, c->norm_eps);
     linear(logits, &m->head, y, n);
-    free(y);
+    work_free(y);
 }
 
 /* MTP block 0 over n positions starting at s->mtp_pos (MODEL.md §6):
@@ -128,8 +129,8 @@ static void mtp_forward(v4c_session *s, float *X, const int32_t *next, int n, fl
     const v4c_config *c = &m->cfg;
     int hc = c->hc_mult, D = c->hidden_size, L = c->n_layers;
     const layer_weights *w = &m->layers[L];
-    float *e = xmalloc((size_t)n * D * sizeof(float)), *ep = xmalloc((size_t)n * D * sizeof(float));
-    float *hp = xmalloc((size_t)n * hc * D * sizeof(float));
+    float *e = work_alloc((size_t)n * D * sizeof(float)), *ep = work_alloc((size_t)n * D * sizeof(float));
+    float *hp = work_alloc((size_t)n * hc * D * sizeof(float));
     for (int i = 0; i < n; i++) {
         embed_row(m, next[i], e + (size_t)i * D);
         rmsnorm(e + (size_t)i * D, e + (size_t)i * D, w->enorm, D, c->norm_eps);
@@ -147,9 +148,9 @@ static void mtp_forward(v4c_session *s, float *X, const int32_t *next, int n, fl
     batch_free(&b);
     s->mtp_pos += n;
     if (logits) head_logits(m, &w->hc_head, w->norm, X + (size_t)(n - 1) * hc * D, 1, logits);
-    free(hp);
-    free(ep);
-    free(e);
+    work_free(hp);
+    work_free(ep);
+    work_free(e);
 }
 
 /* The main model over counts[k] tokens of each session ss[k] (ids
@@ -172,7 +173,7 @@ static int main_forward(v4c_session **ss, const int32_t *ids, const int *counts,
         n += counts[k];
     }
     size_t row = (size_t)hc * D;
-    float *X = xmalloc((size_t)n * row * sizeof(float));
+    float *X = work_alloc((size_t)n * row * sizeof(float));
     for (int i = 0; i < n; i++) {
         embed_row(m, ids[i], X + i * row);
         for (int j = 1; j < hc; j++) memcpy(X + i * row + (size_t)j * D, X + i * row, D * sizeof(float));
@@ -198,7 +199,7 @@ static void advance(v4c_session *s, const float *X, const int32_t *ids, int n) {
          * next token. */
         int k = s->pos + n - 1 - s->mtp_pos;
         if (k > 0) {
-            float *Xm = xmalloc((size_t)k * row * sizeof(float));
+            float *Xm = work_alloc((size_t)k * row * sizeof(float));
             int32_t *next = xmalloc((size_t)k * sizeof(int32_t));
             for (int i = 0; i < k; i++) {
                 int p = s->mtp_pos + i; /* >= pos - 1 */
@@ -207,7 +208,7 @@ static void advance(v4c_session *s, const float *X, const int32_t *ids, int n) {
             }
             mtp_forward(s, Xm, next, k, NULL);
             free(next);
-            free(Xm);
+            work_free(Xm);
         }
         s->has_pending = 1;
     }
@@ -226,7 +227,7 @@ static int feed(v4c_session *s, const int32_t *ids, int n, float *logits, int n_
     if (main_forward(&s, ids, &n, 1, &X, err)) return -1;
     if (n_logits > 0) head_logits(m, &m->hc_head, m->norm, X + (size_t)(n - n_logits) * row, n_logits, logits);
     advance(s, X, ids, n);
-    free(X);
+    work_free(X);
     return 0;
 }
 
@@ -237,16 +238,16 @@ int v4c_batch_feed(v4c_session **ss, const int32_t *ids, const int *counts, int 
     float *X;
     if (main_forward(ss, ids, counts, n_seq, &X, err)) return -1;
     if (logits) { /* the last row of each sequence, through the head together */
-        float *last = xmalloc((size_t)n_seq * row * sizeof(float));
+        float *last = work_alloc((size_t)n_seq * row * sizeof(float));
         for (int k = 0, end = 0; k < n_seq; k++) {
             end += counts[k];
             memcpy(last + (size_t)k * row, X + (size_t)(end - 1) * row, row * sizeof(float));
         }
         head_logits(m, &m->hc_head, m->norm, last, n_seq, logits);
-        free(last);
+        work_free(last);
     }
     for (int k = 0, start = 0; k < n_seq; start += counts[k++]) advance(ss[k], X + (size_t)start * row, ids + start, counts[k]);
-    free(X);
+    work_free(X);
     return 0;
 }
 
@@ -264,10 +265,10 @@ int v4c_session_mtp(v4c_session *s, int32_t next_id, float *logits, char err[V4C
     if (!s->has_pending) return v4c_fail(err, "MTP needs a fed position that it has not run yet");
     if (next_id < 0 || next_id >= c->vocab_size) return v4c_fail(err, "token id %d is outside the vocabulary [0, %d)", next_id, c->vocab_size);
     size_t row = (size_t)c->hc_mult * c->hidden_size;
-    float *X = xmalloc(row * sizeof(float));
+    float *X = work_alloc(row * sizeof(float));
     memcpy(X, session_xrow(s, s->pos - 1), row * sizeof(float));
     mtp_forward(s, X, &next_id, 1, logits);
-    free(X);
+    work_free(X);
     s->has_pending = 0;
     return 0;
 }
