@@ -419,7 +419,14 @@ DOT static void rows_span(const v4c_matrix *W, int r0, int r1, const dot_input *
     int nr = r1 - r0;
     decode_panel(W, r0, nr, P);
     __m512d *dsum = (__m512d *)(((uintptr_t)(P + (size_t)(nr + MR + 2) * cols) + 63) & ~(uintptr_t)63);
+    /* While the tiles run, bring the rows the thread takes next (matmul
+     * hands each thread consecutive spans) into L2 for the next decode. */
+    size_t row_bytes = fp8 ? (size_t)cols : (size_t)cols / 2, ahead = r1 < W->rows ? (size_t)(W->rows - r1 < nr ? W->rows - r1 : nr) * row_bytes : 0;
+    size_t tiles = (size_t)((n + MT - 1) / MT) * ((cols + K_BLOCK - 1) / K_BLOCK) * ((nr + MR - 1) / MR), slice = (ahead / tiles + 63) & ~(size_t)63;
+    const char *next = (const char *)W->data + (size_t)r1 * row_bytes;
+    size_t fetched = 0;
     for (panel_tile p = {0}; panel_next(&p, n, nr, cols);) {
+        for (size_t o = 0; o < slice && fetched < ahead; o += 64, fetched += 64) _mm_prefetch(next + fetched, _MM_HINT_T1);
         const uint16_t *Pi = P + (size_t)p.i * cols + p.k0, *Xk = in->xb + (size_t)p.t0 * cols + p.k0;
         float *yt = y + (size_t)p.t0 * ldy + p.i;
         __m512d *ds = dsum + (size_t)p.i * MT;
