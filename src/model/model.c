@@ -6,6 +6,7 @@
 #include "formats/config.h"
 #include "model/model.h"
 #include "util/util.h"
+#include "util/workmem.h"
 
 v4c_model *v4c_model_open(const char *dir, char err[V4C_ERR_LEN]) {
     dtype_init_tables();
@@ -27,6 +28,7 @@ void v4c_model_free(v4c_model *m) {
     model_free_weights(m);
     st_close(&m->st);
     free(m);
+    work_release(); /* the scratch blocks its forward passes left cached */
 }
 
 const v4c_config *v4c_model_config(const v4c_model *m) { return &m->cfg; }
