@@ -11,19 +11,15 @@
  * kernels' agreement (docs/numerics.md). Inputs that are not bf16-exact, or scales that could
  * leave the normal range, take the exact double kernels instead.
  *
- * One summation order for every batch size, flushed to double after every
- * 512 columns and at the end. Output (r, t) is the chain
- *   FP8: acc = dp(acc, W_r[c], X_t[c]) over 32-column chunks c, with the
- *        block scale folded into x (one token) or into the weights
- *        (several);
- *   FP4: per 128-column step, tmp = dp(dp(dp(dp(0, C0, X0), C1, X1), C2,
- *        X2), C3, X3) over the step's 4 chunks of codes, whose 128-bit
- *        lane L holds the columns of scale group L only, then
- *        acc = acc + 2^s (.) tmp, 2^s the lane's group scale: one token
- *        multiplies tmp by the scales, a batch decodes scaled codes into
- *        its panel and adds tmp. Both exact,
- * so one token and a batch give bit-identical results (chunked prefill
- * equals token-by-token decode).
+ * One summation order for every batch size: output (r, t) is the chain
+ *   acc = dp(acc, W_r[c], X_t[c]) over 32-column chunks c,
+ * flushed to double after every 16th chunk and at the end. The scales go
+ * where they are cheapest, which changes no product: FP8's block scale is
+ * folded into x (one token) or into the weights (several); FP4's group
+ * scales into x for one token (an exponent add on its nonzero words: each
+ * 128-bit lane of a decoded chunk holds one scale group) and into the
+ * weights for several. So one token and a batch give bit-identical
+ * results (chunked prefill equals token-by-token decode).
  *
  * Column order inside a step follows the decoders:
  *   FP8 (64 columns): bytes -> (lo, hi) byte tables -> unpacklo/unpackhi,
@@ -189,12 +185,16 @@ INLINE __m512i fp4_step_scales(const fp4_row *R, int g, __m512i pattern) {
     return _mm512_shuffle_epi8(_mm512_set1_epi32((int)s4), pattern);
 }
 
-/* Lane L: 2^(s_L - 127) as floats (the e8m0 byte is a float's exponent). */
-INLINE __m512 fp4_scale_floats(const fp4_row *R, int g) {
-    const __m512i pattern = _mm512_set_epi32(0x03FFFFFF, 0x03FFFFFF, 0x03FFFFFF, 0x03FFFFFF, 0x02FFFFFF, 0x02FFFFFF, 0x02FFFFFF, 0x02FFFFFF,
-                                             0x01FFFFFF, 0x01FFFFFF, 0x01FFFFFF, 0x01FFFFFF, 0x00FFFFFF, 0x00FFFFFF, 0x00FFFFFF, 0x00FFFFFF);
-    return _mm512_castsi512_ps(_mm512_srli_epi32(fp4_step_scales(R, g, pattern), 1));
+/* Words of lane L: s_L << 7, the e8m0 byte in a bf16's exponent place. */
+INLINE __m512i fp4_exponent_words(const fp4_row *R, int g) {
+    const __m512i pattern = _mm512_set_epi16(0x03FF, 0x03FF, 0x03FF, 0x03FF, 0x03FF, 0x03FF, 0x03FF, 0x03FF, 0x02FF, 0x02FF, 0x02FF, 0x02FF,
+                                             0x02FF, 0x02FF, 0x02FF, 0x02FF, 0x01FF, 0x01FF, 0x01FF, 0x01FF, 0x01FF, 0x01FF, 0x01FF, 0x01FF,
+                                             0x00FF, 0x00FF, 0x00FF, 0x00FF, 0x00FF, 0x00FF, 0x00FF, 0x00FF); /* s_L << 8 */
+    return _mm512_srli_epi16(fp4_step_scales(R, g, pattern), 1);
 }
+
+/* (s_L - 127) << 7: adding it to a nonzero bf16 multiplies by the scale. */
+INLINE __m512i fp4_scale_words(const fp4_row *R, int g) { return _mm512_sub_epi16(fp4_exponent_words(R, g), _mm512_set1_epi16(127 << 7)); }
 
 /* ---- chains -------------------------------------------------------------- */
 
@@ -234,15 +234,28 @@ INLINE void gemv_rows(const v4c_matrix *W, int r, int NR, int NT, const uint16_t
         int steps4 = cols / 128;
         for (int g = 0; g < steps4; g++) {
             prefetch_next(R[0].codes, (size_t)NR * (cols / 2), g, steps4);
+            __m512i x1[4];
+            __mmask32 nz1[4];
+            if (NT == 1) /* one token: the scales go on x. Its nonzero words, found once for all rows, carry
+                          * the -127 of the exponent bias already (integer words; valid again once a scale is added). */
+                _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) {
+                    x1[q] = _mm512_loadu_si512(xs + 128 * g + 32 * q);
+                    nz1[q] = _mm512_test_epi16_mask(x1[q], _mm512_set1_epi16(0x7FFF));
+                    x1[q] = _mm512_mask_sub_epi16(x1[q], nz1[q], x1[q], _mm512_set1_epi16(127 << 7));
+                }
             _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) {
                 __m512i c[4];
                 fp4_decode(&T, &R[i], g, c);
-                __m512 sc = fp4_scale_floats(&R[i], g);
-                _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) {
-                    const uint16_t *xt = xs + (size_t)t * cols + 128 * g;
-                    __m512 tmp = DP(_mm512_setzero_ps(), c[0], _mm512_loadu_si512(xt));
-                    tmp = DP(DP(DP(tmp, c[1], _mm512_loadu_si512(xt + 32)), c[2], _mm512_loadu_si512(xt + 64)), c[3], _mm512_loadu_si512(xt + 96));
-                    acc[i * NT + t] = _mm512_fmadd_ps(tmp, sc, acc[i * NT + t]);
+                if (NT == 1) {
+                    __m512i e = fp4_exponent_words(&R[i], g);
+                    _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) acc[i] = DP(acc[i], c[q], _mm512_mask_add_epi16(x1[q], nz1[q], x1[q], e));
+                } else {
+                    __m512i e7 = fp4_scale_words(&R[i], g);
+                    _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) c[q] = bf16_scale(c[q], e7);
+                    _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) {
+                        const uint16_t *xt = xs + (size_t)t * cols + 128 * g;
+                        _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) acc[i * NT + t] = DP(acc[i * NT + t], c[q], _mm512_loadu_si512(xt + 32 * q));
+                    }
                 }
             }
             if (g % (FLUSH_CHUNKS / 4) == FLUSH_CHUNKS / 4 - 1 || g == steps4 - 1)
@@ -277,41 +290,6 @@ INLINE void micro(const uint16_t *P, int stride, const uint16_t *X, int NT, int 
     if (last) store_sums(ds, MR, NT, MT, nr, y, ldy);
 }
 
-/* micro() for FP4 panels (scaled codes): the dot products of each
- * 128-column step start from zero and are added to the chain, as the one
- * token kernel's tmp. */
-INLINE void micro4(const uint16_t *P, int stride, const uint16_t *X, int NT, int kcols, __m512d *ds, int first, int last, float *y, int ldy,
-                   int nr) {
-    int steps = kcols / 128;
-    float acc[MR][MT][16] __attribute__((aligned(64))); /* in memory: touched once per step; tmp takes the registers */
-    _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++) {
-        _mm512_store_ps(acc[i][t], _mm512_setzero_ps());
-        if (first) ds[i * MT + t] = _mm512_setzero_pd();
-    }
-    enum { HR = MR / 2 }; /* rows per half: the step sums of a half fit the registers */
-    for (int g = 0; g < steps; g++) {
-        int flush_now = g % (FLUSH_CHUNKS / 4) == FLUSH_CHUNKS / 4 - 1 || g == steps - 1;
-        _Pragma("GCC unroll 2") for (int h = 0; h < MR; h += HR) {
-            __m512 tmp[HR][MT];
-            _Pragma("GCC unroll 2") for (int i = 0; i < HR; i++) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++) tmp[i][t] = _mm512_setzero_ps();
-            _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) {
-                __m512i w[HR];
-                _Pragma("GCC unroll 2") for (int i = 0; i < HR; i++) w[i] = _mm512_loadu_si512(P + (size_t)(h + i) * stride + 128 * g + 32 * q);
-                _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++) {
-                    __m512i x = _mm512_loadu_si512(X + (size_t)t * stride + 128 * g + 32 * q);
-                    _Pragma("GCC unroll 2") for (int i = 0; i < HR; i++) tmp[i][t] = DP(tmp[i][t], w[i], x);
-                }
-            }
-            _Pragma("GCC unroll 2") for (int i = 0; i < HR; i++) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++) {
-                __m512 a = _mm512_add_ps(_mm512_load_ps(acc[h + i][t]), tmp[i][t]);
-                if (flush_now) flush(&a, &ds[(h + i) * MT + t]);
-                _mm512_store_ps(acc[h + i][t], a);
-            }
-        }
-    }
-    if (last) store_sums(ds, MR, NT, MT, nr, y, ldy);
-}
-
 /* Decode rows [r, r+nr) into a bf16 panel (scales folded in), zero rows up
  * to MR-multiple. */
 DOT static void decode_panel(const v4c_matrix *W, int r, int nr, uint16_t *P) {
@@ -331,14 +309,10 @@ DOT static void decode_panel(const v4c_matrix *W, int r, int nr, uint16_t *P) {
             }
         } else {
             fp4_row R = {(const uint8_t *)W->data + (size_t)(r + i) * (cols / 2), (const uint8_t *)W->scale + (size_t)(r + i) * groups};
-            /* words of lane L: s_L << 8, then (s_L - 127) << 7 */
-            const __m512i pattern = _mm512_set_epi16(0x03FF, 0x03FF, 0x03FF, 0x03FF, 0x03FF, 0x03FF, 0x03FF, 0x03FF, 0x02FF, 0x02FF, 0x02FF,
-                                                     0x02FF, 0x02FF, 0x02FF, 0x02FF, 0x02FF, 0x01FF, 0x01FF, 0x01FF, 0x01FF, 0x01FF, 0x01FF,
-                                                     0x01FF, 0x01FF, 0x00FF, 0x00FF, 0x00FF, 0x00FF, 0x00FF, 0x00FF, 0x00FF, 0x00FF);
             for (int g = 0; g < cols / 128; g++) {
                 __m512i c[4];
                 fp4_decode(&T4, &R, g, c);
-                __m512i e7 = _mm512_sub_epi16(_mm512_srli_epi16(fp4_step_scales(&R, g, pattern), 1), _mm512_set1_epi16(127 << 7));
+                __m512i e7 = fp4_scale_words(&R, g);
                 _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) _mm512_storeu_si512(o + 128 * g + 32 * q, bf16_scale(c[q], e7));
             }
         }
@@ -430,8 +404,7 @@ DOT static void rows_span(const v4c_matrix *W, int r0, int r1, const dot_input *
         const uint16_t *Pi = P + (size_t)p.i * cols + p.k0, *Xk = in->xb + (size_t)p.t0 * cols + p.k0;
         float *yt = y + (size_t)p.t0 * ldy + p.i;
         __m512d *ds = dsum + (size_t)p.i * MT;
-#define MICRO(NT) \
-    (fp8 ? micro(Pi, cols, Xk, NT, p.kcols, ds, p.first, p.last, yt, ldy, p.rows) : micro4(Pi, cols, Xk, NT, p.kcols, ds, p.first, p.last, yt, ldy, p.rows))
+#define MICRO(NT) micro(Pi, cols, Xk, NT, p.kcols, ds, p.first, p.last, yt, ldy, p.rows)
         TILE_TOKENS(p.nt, MICRO);
 #undef MICRO
     }
