@@ -3,7 +3,7 @@
  * memory (what decode gets), and GEMM GFLOP/s at prefill-like token
  * counts (attention's wo_a: FP8 with a float input). Random weights with scales near 1.
  * build: see bench/kernel_bench.sh; OMP_NUM_THREADS sets the threads;
- * `kernel_bench gemm` runs the GEMMs only. */
+ * `kernel_bench gemm` runs the GEMMs only, `kernel_bench gemv` the GEMVs. */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +29,7 @@ static void *huge_alloc(size_t n) {
 
 /* `copies` matrices of rows x cols of kind k, read in turn. */
 static void run(weight_kind k, int rows, int cols, int copies, int reps, const char *where, int n) {
-    int raw = !strcmp(where, "float"); /* FP8 with a float input (wo_a): matmul, no quantization */
+    int raw = !strncmp(where, "float", 5); /* FP8 with a float input (wo_a): matmul, no quantization */
     size_t data = k == WK_FP4 ? (size_t)rows * cols / 2 : k == WK_FP8 ? (size_t)rows * cols : (size_t)rows * cols * 2;
     size_t scales = k == WK_FP4 ? (size_t)rows * cols / 32 : k == WK_FP8 ? (size_t)(rows / 128) * (cols / 128) : 0;
     uint8_t *mem = huge_alloc((data + scales) * copies + 64);
@@ -60,7 +60,7 @@ static void run(weight_kind k, int rows, int cols, int copies, int reps, const c
         if (t < best) best = t;
     }
     if (n == 1)
-        printf("%-5s %5d x %5d  %-6s %8.1f MB  %7.2f GB/s  %7.1f us/matrix\n", weight_kind_name[k], rows, cols, where,
+        printf("%-5s %5d x %5d  %-9s %8.1f MB  %7.2f GB/s  %7.1f us/matrix\n", weight_kind_name[k], rows, cols, where,
                (data + scales) * copies / 1e6, (data + scales) * copies / best / 1e9, best / copies * 1e6);
     else
         printf("%-5s %5d x %5d  %3d tokens%s  %7.1f GFLOP/s  %7.1f us/matrix\n", weight_kind_name[k], rows, cols, n, raw ? " (float input)" : "",
@@ -70,7 +70,7 @@ static void run(weight_kind k, int rows, int cols, int copies, int reps, const c
 }
 
 int main(int argc, char **argv) {
-    int only_gemm = argc > 1 && !strcmp(argv[1], "gemm");
+    int only_gemm = argc > 1 && !strcmp(argv[1], "gemm"), only_gemv = argc > 1 && !strcmp(argv[1], "gemv");
     printf("kernels: %s\n", kernel_backend_active()->name);
     weight_kind kinds[] = {WK_FP4, WK_FP8, WK_BF16};
     int shapes[][2] = {{2048, 4096}, {4096, 4096}, {4096, 4096}};
@@ -79,6 +79,8 @@ int main(int argc, char **argv) {
         run(kinds[i], 128, cols, 4, 200, "cache", 1);
         run(kinds[i], rows, cols, 512 * 1024 * 1024 / (rows * cols), 5, "memory", 1);
     }
+    if (!only_gemm) run(WK_FP8, 1024, 4096, 128, 5, "float-mem", 1); /* wo_a at one token */
+    if (only_gemv) return 0;
     /* prefill-like products: an expert's share of 512 tokens (64 experts,
      * top 6: 48), attention's 512 */
     run(WK_FP4, 2048, 4096, 2, 5, "", 48);

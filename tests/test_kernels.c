@@ -224,6 +224,46 @@ static void check_dot(void) {
     }
 }
 
+/* One token through the backend's streams (one_token) gives the same bits
+ * as the batch kernels over the same rows: for every kind, FP8 with a float
+ * input, and rows or blocks with extreme scales (which go exact). Rows
+ * 3..148: several 128-row blocks, 4 streams of 36 and a tail of 2. */
+static void check_one_token(const kernel_backend *be) {
+    const int rows = 151, cols = 1152, r0 = 3, r1 = 149;
+    for (int mode = 0; mode < 6; mode++) { /* kinds 0-3; 4: FP8 with a float input; 5: FP8/FP4 extreme scales */
+        for (int extreme_kind = WK_FP8; extreme_kind <= (mode == 5 ? WK_FP4 : WK_FP8); extreme_kind++) {
+            int kind = mode < 4 ? mode : mode == 4 ? WK_FP8 : extreme_kind, float_input = mode == 4;
+            owned_matrix m = make(kind, rows, cols);
+            if (mode == 5) { /* FP8: the second row block; FP4: a few rows */
+                uint8_t *sc = m.scale;
+                if (kind == WK_FP8) sc[cols / 128 + 1] = 200;
+                else for (int r = 40; r < 150; r += 37) sc[(size_t)r * cols / 32 + 5] = 30;
+            }
+            float *x = malloc(sizeof(float) * cols), *got = calloc(rows, sizeof(float)), *want = calloc(rows, sizeof(float));
+            for (int i = 0; i < cols; i++) x[i] = frand();
+            int quantized = kind >= WK_FP8 && !float_input;
+            if (quantized) fp8_quant(x, cols, 128);
+            void *buf = aligned_alloc(64, (size_t)(1 + DOT_TOKENS) * cols * 4);
+            size_t scratch_bytes = DOT_SCRATCH(r1 - r0, cols) + KERNEL_SCRATCH(cols) * sizeof(double);
+            void *scratch = aligned_alloc(64, (scratch_bytes + 63) / 64 * 64);
+            dot_input in = {x, cols, 1, NULL, NULL, 0};
+            if (quantized) {
+                CHECK(dot_prepare(kind, x, cols, 1, cols, buf), "one token: input refused");
+                in.xb = buf;
+            }
+            if (float_input) in.xf_scalable = float_prepare(x, cols, 1, cols, buf), in.xf = buf;
+            if (kind >= WK_FP8) dot_rows(&m.W, r0, r1, &in, want, r1 - r0, scratch);
+            else be->rows[kind](&m.W, r0, r1, x, NULL, cols, 1, want, r1 - r0, scratch);
+            be->one_token(&m.W, r0, r1, &in, got, scratch);
+            int differ = 0;
+            for (int r = 0; r < r1 - r0; r++) differ += memcmp(&got[r], &want[r], sizeof(float)) != 0;
+            CHECK(differ == 0, "one token, %s%s%s: %d of %d rows differ from the batch kernels", weight_kind_name[kind],
+                  float_input ? " (float input)" : "", mode == 5 ? " (extreme scales)" : "", differ, r1 - r0);
+            free(buf), free(scratch), free(x), free(got), free(want), free(m.data), free(m.scale);
+        }
+    }
+}
+
 /* Sparse MQA attention: the blocked AVX-512 path and the portable one
  * against a double-precision softmax-with-sink over the same keys. */
 static void check_attend(void) {
@@ -265,7 +305,7 @@ int main(void) {
     dtype_init_tables();
     check_attend();
     check_reference();
-    if (dot_supported()) check_backend(&backend_avx512_fast, 0), check_dot();
+    if (dot_supported()) check_backend(&backend_avx512_fast, 0), check_dot(), check_one_token(&backend_avx512_fast);
     else printf("no AVX-512 BF16/VBMI on this CPU: dot path skipped\n");
     if (cpu_has_avx2()) check_backend(&backend_avx2, 1);
     else printf("no AVX2 on this CPU: skipped\n");

@@ -182,10 +182,16 @@ static inline int rows_for(int nt) { return nt == 1 ? 8 : nt == 2 ? 4 : nt <= 4 
     } while (0)
 
 
+/* One token reads STREAMS consecutive sub-spans of a thread's rows side by
+ * side (gemv_avx512_fast.c, dot_stream). */
+enum { STREAMS = 4 };
+
 /* Kernels of gemv_avx512_float.c the dot path and the table use. */
 void fast_rows_float(const v4c_matrix *W, int r0, int r1, const float *x, const double *xd, int ldx, int n, float *y, int ldy, double *scratch);
 /* FP8 rows [r0, r1) of one 128-row block against n float inputs laid out by
  * float_prepare. */
+void float_stream(const v4c_matrix *W, int r0, int r1, const float *x, float *y, void *scratch);
+void fp8_float_stream(const v4c_matrix *W, int r0, int r1, const float *xf, float *y, void *scratch);
 void fast_fp8_float_span(const v4c_matrix *W, int r0, int r1, const float *xf, int xf_scalable, int n, float *y, int ldy, float *panel);
 
 #endif

@@ -36,6 +36,9 @@ typedef struct kernel_backend_s {
     const char *name;
     rows_kernel rows[WK_COUNT];
     dot_kernel dot; /* FP8/FP4 through bf16 dot products, or NULL */
+    /* One token (in->n == 1, y contiguous), for any kind: the input as
+     * matmul prepared it (xb, xf, or x alone); NULL: rows/dot as for a batch. */
+    void (*one_token)(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, void *scratch);
     const struct kernel_backend_s *exact; /* rows a NULL entry above falls back to */
 } kernel_backend;
 

@@ -29,24 +29,32 @@ INLINE __m512 decode16(const v4c_matrix *W, int r, int k) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
-/* NR rows x NT tokens (NR * NT <= VA) decoded on the fly. */
-INLINE void float_rows(const v4c_matrix *W, int r, int NR, int NT, const float *x, int ldx, float *y, int ldy) {
+/* NR rows x NT tokens (NR * NT <= VA) decoded on the fly; row i is
+ * r + i * rs (as gemv_rows). */
+INLINE void float_rows(const v4c_matrix *W, int r, int rs, int NR, int NT, const float *x, int ldx, float *y, int ldy) {
     int steps = W->cols / 16;
     __m512 acc[VA];
     __m512d ds[VA];
     _Pragma("GCC unroll 16") for (int a = 0; a < NR * NT; a++) acc[a] = _mm512_setzero_ps(), ds[a] = _mm512_setzero_pd();
     size_t row_bytes = (size_t)W->cols * (W->kind == WK_F32 ? 4 : 2);
     for (int s = 0; s < steps; s++) {
-        prefetch_next((const char *)W->data + (size_t)r * row_bytes, (size_t)NR * row_bytes, s, steps);
+        if (rs == 1) prefetch_next((const char *)W->data + (size_t)r * row_bytes, (size_t)NR * row_bytes, s, steps);
         _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) {
-            __m512 w = decode16(W, r + i, 16 * s);
+            __m512 w = decode16(W, r + i * rs, 16 * s);
             _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
                 acc[i * NT + t] = _mm512_fmadd_ps(w, _mm512_loadu_ps(x + (size_t)t * ldx + 16 * s), acc[i * NT + t]);
         }
         if (s % F_STEPS == F_STEPS - 1 || s == steps - 1)
             _Pragma("GCC unroll 16") for (int a = 0; a < NR * NT; a++) flush(&acc[a], &ds[a]);
     }
-    store_sums(ds, NR, NT, NT, NR, y, ldy);
+    if (rs == 1) {
+        store_sums(ds, NR, NT, NT, NR, y, ldy);
+    } else {
+        float out[VA];
+        finish_all(ds, NR * NT, out);
+        _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
+            y[(size_t)t * ldy + (size_t)i * rs] = out[i * NT + t];
+    }
 }
 
 /* MR panel rows (stride `stride`) x NT tokens of float x (stride ldx) over
@@ -94,7 +102,7 @@ DOT static void float_span(const v4c_matrix *W, int r0, int r1, const float *x, 
     if (n <= few_tokens(cols)) { /* a few tokens: rows decoded on the fly */
         for (int r = r0; r < r1;) {
             int nr = r1 - r >= rows_for(n) ? rows_for(n) : 1;
-#define FLOAT_ROWS(NR, NT, ...) float_rows(W, r, NR, NT, x, ldx, y + (r - r0), ldy)
+#define FLOAT_ROWS(NR, NT, ...) float_rows(W, r, 1, NR, NT, x, ldx, y + (r - r0), ldy)
             FEW_TOKENS(FLOAT_ROWS, nr, n, 0);
 #undef FLOAT_ROWS
             r += nr;
@@ -120,6 +128,14 @@ DOT void fast_rows_float(const v4c_matrix *W, int r0, int r1, const float *x, co
     } else {
         float_span(W, r0, r1, x, ldx, n, y, ldy, (float *)scratch);
     }
+}
+
+/* One token of F32/BF16 rows [r0, r1) as STREAMS sequential sub-spans, one
+ * row of each per pass (dot_stream's reasoning); the same chains. */
+DOT void float_stream(const v4c_matrix *W, int r0, int r1, const float *x, float *y, void *scratch) {
+    int per = (r1 - r0) / STREAMS, tail = W->cols % 16 ? r0 : r0 + STREAMS * per;
+    for (int j = 0; r0 < tail && j < per; j++) float_rows(W, r0 + j, per, STREAMS, 1, x, W->cols, y + j, 1);
+    if (tail < r1) fast_rows_float(W, tail, r1, x, NULL, W->cols, 1, y + (tail - r0), r1 - r0, scratch);
 }
 
 /* ---- FP8 weights with float inputs (wo_a) -------------------------------- */
@@ -158,7 +174,7 @@ INLINE void fp8_decode_f32(const fp8_tables *T, const uint8_t *p, __m512 *f) {
 /* NR rows of one 128-row block x NT tokens (NR * NT <= VA); same chain as
  * micro_f32. With xs_scaled the block scales are already in xs (exact:
  * float_prepare checked the range), else they multiply the weights. */
-INLINE void fp8f_rows(const v4c_matrix *W, int r, int NR, int NT, const float *xs, int xs_scaled, float *y, int ldy) {
+INLINE void fp8f_rows(const v4c_matrix *W, int r, int rs, int NR, int NT, const float *xs, int xs_scaled, float *y, int ldy) {
     int cols = W->cols, steps = cols / 16;
     fp8_tables T = fp8_tables_load();
     const uint8_t *w = (const uint8_t *)W->data + (size_t)r * cols;
@@ -167,10 +183,11 @@ INLINE void fp8f_rows(const v4c_matrix *W, int r, int NR, int NT, const float *x
     _Pragma("GCC unroll 16") for (int a = 0; a < NR * NT; a++) acc[a] = _mm512_setzero_ps(), ds[a] = _mm512_setzero_pd();
     for (int s = 0; s < steps; s += 4) {
         __m512 scale = _mm512_set1_ps(fp8_block_scale(W, r, s / 8));
-        prefetch_next(w, (size_t)NR * cols, s / 4, steps / 4);
+        if (rs == 1) prefetch_next(w, (size_t)NR * cols, s / 4, steps / 4);
         _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) {
             __m512 f[4];
-            fp8_decode_f32(&T, w + (size_t)i * cols + 16 * s, f);
+            fp8_decode_f32(&T, w + (size_t)i * rs * cols + 16 * s, f);
+            if (rs != 1 && i) scale = _mm512_set1_ps(fp8_block_scale(W, r + i * rs, s / 8)); /* streams: rows of other blocks */
             _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) {
                 __m512 wq = xs_scaled ? f[q] : _mm512_mul_ps(f[q], scale);
                 _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
@@ -180,7 +197,14 @@ INLINE void fp8f_rows(const v4c_matrix *W, int r, int NR, int NT, const float *x
         if ((s + 4) % F_STEPS == 0 || s + 4 == steps)
             _Pragma("GCC unroll 16") for (int a = 0; a < NR * NT; a++) flush(&acc[a], &ds[a]);
     }
-    store_sums(ds, NR, NT, NT, NR, y, ldy);
+    if (rs == 1) {
+        store_sums(ds, NR, NT, NT, NR, y, ldy);
+    } else {
+        float out[VA];
+        finish_all(ds, NR * NT, out);
+        _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
+            y[(size_t)t * ldy + (size_t)i * rs] = out[i * NT + t];
+    }
 }
 
 DOT void fast_fp8_float_span(const v4c_matrix *W, int r0, int r1, const float *xf, int xf_scalable, int n, float *y, int ldy, float *panel) {
@@ -196,7 +220,7 @@ DOT void fast_fp8_float_span(const v4c_matrix *W, int r0, int r1, const float *x
         }
         for (int r = r0; r < r1;) {
             int nr = r1 - r >= rows_for(n) ? rows_for(n) : 1;
-#define FP8F_ROWS(NR, NT, ...) (xf_scalable ? fp8f_rows(W, r, NR, NT, xs, 1, y + (r - r0), ldy) : fp8f_rows(W, r, NR, NT, xs, 0, y + (r - r0), ldy))
+#define FP8F_ROWS(NR, NT, ...) (xf_scalable ? fp8f_rows(W, r, 1, NR, NT, xs, 1, y + (r - r0), ldy) : fp8f_rows(W, r, 1, NR, NT, xs, 0, y + (r - r0), ldy))
             FEW_TOKENS(FP8F_ROWS, nr, n, 0);
 #undef FP8F_ROWS
             r += nr;
@@ -217,3 +241,14 @@ DOT void fast_fp8_float_span(const v4c_matrix *W, int r0, int r1, const float *x
     }
 }
 
+/* One token of FP8 rows [r0, r1) with a float input, as STREAMS streams; the
+ * block scales stay on the weights (each stream has its own block). */
+DOT void fp8_float_stream(const v4c_matrix *W, int r0, int r1, const float *xf, float *y, void *scratch) {
+    int per = (r1 - r0) / STREAMS, tail = r0 + STREAMS * per;
+    for (int j = 0; j < per; j++) fp8f_rows(W, r0 + j, per, STREAMS, 1, xf, 0, y + j, 1);
+    for (int a = tail; a < r1;) { /* the rest block by block, as a batch would */
+        int b = (a / 128 + 1) * 128 < r1 ? (a / 128 + 1) * 128 : r1;
+        fast_fp8_float_span(W, a, b, xf, 0, 1, y + (a - r0), 1, scratch);
+        a = b;
+    }
+}

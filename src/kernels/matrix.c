@@ -14,6 +14,7 @@ const char *const weight_kind_name[WK_COUNT] = {"F32", "BF16", "FP8", "FP4"};
 const char *const op_class_name[OP_COUNT] = {"attention", "routed experts", "shared experts", "head", "other"};
 
 matmul_profile matmul_prof;
+int matmul_streams = -1; /* -1: from V4C_STREAMS on first use */
 void matmul_profile_reset(void) { memset(&matmul_prof, 0, sizeof matmul_prof); }
 
 double matrix_bytes(const v4c_matrix *W, int nrows) {
@@ -141,29 +142,47 @@ void matmul(float *y, int ldy, const v4c_matrix *W, int row0, int nrows, const f
         else if (W->kind == WK_FP8) in.xf_scalable = float_prepare(x, ldx, n, cols, buf), in.xf = buf;
     }
     int dot = in.xb || in.xf;
+    /* One token: a contiguous share of the rows per thread, which the
+     * backend reads as a few long streams (the rows kernel below takes row
+     * tiles: fine for a batch, which is compute bound). */
+    if (matmul_streams < 0) {
+        const char *env = getenv("V4C_STREAMS");
+        matmul_streams = !env || !*env || atoi(env) != 0;
+    }
+    int one = n == 1 && matmul_streams && be->one_token && (dot || W->kind == WK_F32 || W->kind == WK_BF16);
     size_t per_thread = dot ? DOT_SCRATCH(ROW_TILE, cols) : KERNEL_SCRATCH(cols) * sizeof(double);
+    if (one && per_thread < KERNEL_SCRATCH(cols) * sizeof(double)) per_thread = KERNEL_SCRATCH(cols) * sizeof(double);
     per_thread = (per_thread + 63) & ~(size_t)63;
     char *scratch = reuse_get(1, threads * per_thread);
-    rows_kernel k = be->rows[W->kind] ? be->rows[W->kind] : be->exact->rows[W->kind];
-    /* The exact kernels take the inputs in double; the fast ones do not (the
-     * copy would be n x cols doubles per call). */
-    double *xd = dot || (be->exact && be->rows[W->kind]) ? NULL : matmul_prepare_input(W->kind, x, ldx, n, cols);
-    /* Each weight row is read once per item and used for all its inputs. */
+    if (one) {
+        int share = (nrows + threads - 1) / threads;
 #pragma omp parallel for schedule(static) if (parallel)
-    for (int it = 0; it < items; it++) {
-        int t = it / slices, j0 = it % slices * slice, nj = n - j0 < slice ? n - j0 : slice;
-        int r0 = t * ROW_TILE, r1 = r0 + ROW_TILE < nrows ? r0 + ROW_TILE : nrows;
-        void *mine = scratch + (size_t)omp_get_thread_num() * per_thread;
-        float *yt = y + (size_t)j0 * ldy + r0;
-        if (dot) {
-            dot_input part = {x + (size_t)j0 * ldx, ldx, nj, in.xb ? in.xb + (size_t)j0 * cols : NULL, in.xf ? in.xf + (size_t)j0 * cols : NULL,
-                              in.xf_scalable};
-            be->dot(W, row0 + r0, row0 + r1, &part, yt, ldy, mine);
-        } else {
-            k(W, row0 + r0, row0 + r1, x + (size_t)j0 * ldx, xd ? xd + (size_t)j0 * cols : NULL, ldx, nj, yt, ldy, mine);
+        for (int t = 0; t < threads; t++) {
+            int r0 = t * share, r1 = r0 + share < nrows ? r0 + share : nrows;
+            if (r0 < r1) be->one_token(W, row0 + r0, row0 + r1, &in, y + r0, scratch + (size_t)omp_get_thread_num() * per_thread);
         }
+    } else {
+        rows_kernel k = be->rows[W->kind] ? be->rows[W->kind] : be->exact->rows[W->kind];
+        /* The exact kernels take the inputs in double; the fast ones do not (the
+         * copy would be n x cols doubles per call). */
+        double *xd = dot || (be->exact && be->rows[W->kind]) ? NULL : matmul_prepare_input(W->kind, x, ldx, n, cols);
+        /* Each weight row is read once per item and used for all its inputs. */
+#pragma omp parallel for schedule(static) if (parallel)
+        for (int it = 0; it < items; it++) {
+            int t = it / slices, j0 = it % slices * slice, nj = n - j0 < slice ? n - j0 : slice;
+            int r0 = t * ROW_TILE, r1 = r0 + ROW_TILE < nrows ? r0 + ROW_TILE : nrows;
+            void *mine = scratch + (size_t)omp_get_thread_num() * per_thread;
+            float *yt = y + (size_t)j0 * ldy + r0;
+            if (dot) {
+                dot_input part = {x + (size_t)j0 * ldx, ldx, nj, in.xb ? in.xb + (size_t)j0 * cols : NULL, in.xf ? in.xf + (size_t)j0 * cols : NULL,
+                                  in.xf_scalable};
+                be->dot(W, row0 + r0, row0 + r1, &part, yt, ldy, mine);
+            } else {
+                k(W, row0 + r0, row0 + r1, x + (size_t)j0 * ldx, xd ? xd + (size_t)j0 * cols : NULL, ldx, nj, yt, ldy, mine);
+            }
+        }
+        free(xd);
     }
-    free(xd);
     matmul_prof.seconds[W->op] += omp_get_wtime() - t_start;
     matmul_prof.flops[W->op] += 2.0 * nrows * W->cols * n;
     if (in.xb) matmul_prof.dot_flops[W->op] += 2.0 * nrows * W->cols * n;
