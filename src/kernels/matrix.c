@@ -118,6 +118,50 @@ static void *reuse_get(int which, size_t size) {
     return b[which].p;
 }
 
+static int streams_on(void) {
+    if (matmul_streams < 0) {
+        const char *env = getenv("V4C_STREAMS");
+        matmul_streams = !env || !*env || atoi(env) != 0;
+    }
+    return matmul_streams;
+}
+
+/* The dot path's input for W (xb or xf set) in buf, if W takes it. */
+static dot_input dot_input_for(const kernel_backend *be, const v4c_matrix *W, const float *x, int ldx, int n, void *buf) {
+    dot_input in = {x, ldx, n, NULL, NULL, 0};
+    if (be->dot && matrix_quantizes_input(W) && !W->scale_is_f32 && W->cols % 64 == 0) {
+        if (dot_prepare(W->kind, x, ldx, n, W->cols, buf)) in.xb = buf;
+        else if (W->kind == WK_FP8) in.xf_scalable = float_prepare(x, ldx, n, W->cols, buf), in.xf = buf;
+    }
+    return in;
+}
+
+/* Whether one token of W with this input goes through be->one_token. */
+static int one_token_path(const kernel_backend *be, const v4c_matrix *W, const dot_input *in) {
+    return in->n == 1 && streams_on() && be->one_token && (in->xb || in->xf || W->kind == WK_F32 || W->kind == WK_BF16);
+}
+
+/* Shares of at least 1 MB, up to 8 per thread, taken as threads come free:
+ * memory speed differs between cores from moment to moment (decode,
+ * alternating runs: 10.0-13.1 -> 15.2-18.7 tok/s against one static half
+ * per thread). */
+static int one_token_shares(const v4c_matrix *W, int nrows, int threads) {
+    int shares = (int)(matrix_bytes(W, nrows) / (1 << 20));
+    return shares < 1 ? 1 : shares > 8 * threads ? 8 * threads : shares;
+}
+
+static size_t one_token_scratch(int cols) {
+    size_t a = DOT_SCRATCH(ROW_TILE, cols), b = KERNEL_SCRATCH(cols) * sizeof(double);
+    return ((a > b ? a : b) + 63) & ~(size_t)63;
+}
+
+static void profile_add(const v4c_matrix *W, int nrows, int n, const dot_input *in, double seconds) {
+    matmul_prof.seconds[W->op] += seconds;
+    matmul_prof.flops[W->op] += 2.0 * nrows * W->cols * n;
+    if (in->xb) matmul_prof.dot_flops[W->op] += 2.0 * nrows * W->cols * n;
+    matmul_prof.bytes[W->op] += matrix_bytes(W, nrows);
+}
+
 void matmul(float *y, int ldy, const v4c_matrix *W, int row0, int nrows, const float *x, int ldx, int n) {
     double t_start = omp_get_wtime();
     const kernel_backend *be = kernel_backend_active();
@@ -135,32 +179,18 @@ void matmul(float *y, int ldy, const v4c_matrix *W, int row0, int nrows, const f
     int items = tiles * slices;
     int parallel = items > 1 && (size_t)nrows * cols * (n + 1) > 65536;
     int threads = parallel ? max_threads : 1;
-    dot_input in = {x, ldx, n, NULL, NULL, 0};
-    if (be->dot && matrix_quantizes_input(W) && !W->scale_is_f32 && cols % 64 == 0) {
-        void *buf = reuse_get(0, (size_t)(n + DOT_TOKENS) * cols * 4);
-        if (dot_prepare(W->kind, x, ldx, n, cols, buf)) in.xb = buf;
-        else if (W->kind == WK_FP8) in.xf_scalable = float_prepare(x, ldx, n, cols, buf), in.xf = buf;
-    }
+    dot_input in = dot_input_for(be, W, x, ldx, n, reuse_get(0, (size_t)(n + DOT_TOKENS) * cols * 4));
     int dot = in.xb || in.xf;
-    /* One token: a contiguous share of the rows per thread, which the
-     * backend reads as a few long streams (the rows kernel below takes row
-     * tiles: fine for a batch, which is compute bound). */
-    if (matmul_streams < 0) {
-        const char *env = getenv("V4C_STREAMS");
-        matmul_streams = !env || !*env || atoi(env) != 0;
-    }
-    int one = n == 1 && matmul_streams && be->one_token && (dot || W->kind == WK_F32 || W->kind == WK_BF16);
-    size_t per_thread = dot ? DOT_SCRATCH(ROW_TILE, cols) : KERNEL_SCRATCH(cols) * sizeof(double);
-    if (one && per_thread < KERNEL_SCRATCH(cols) * sizeof(double)) per_thread = KERNEL_SCRATCH(cols) * sizeof(double);
+    /* One token: shares of rows, each read by the backend as a few long
+     * streams (the rows kernel below takes row tiles: fine for a batch,
+     * which is compute bound). */
+    int one = one_token_path(be, W, &in);
+    size_t per_thread = one ? one_token_scratch(cols) : dot ? DOT_SCRATCH(ROW_TILE, cols) : KERNEL_SCRATCH(cols) * sizeof(double);
     per_thread = (per_thread + 63) & ~(size_t)63;
     char *scratch = reuse_get(1, threads * per_thread);
     if (one) {
-        /* Shares of at least 1 MB, up to 8 per thread, taken as threads come
-         * free: memory speed differs between cores from moment to moment
-         * (decode, alternating runs: 10.0-13.1 -> 15.2-18.7 tok/s against
-         * one static half per thread). */
-        int shares = parallel ? (int)(matrix_bytes(W, nrows) / (1 << 20)) : 1;
-        shares = shares < threads ? threads : shares > 8 * threads ? 8 * threads : shares;
+        int shares = parallel ? one_token_shares(W, nrows, threads) : 1;
+        shares = shares < threads && parallel ? threads : shares;
         int share = (nrows + shares - 1) / shares;
 #pragma omp parallel for schedule(dynamic, 1) if (parallel)
         for (int t = 0; t < shares; t++) {
@@ -189,10 +219,51 @@ void matmul(float *y, int ldy, const v4c_matrix *W, int row0, int nrows, const f
         }
         free(xd);
     }
-    matmul_prof.seconds[W->op] += omp_get_wtime() - t_start;
-    matmul_prof.flops[W->op] += 2.0 * nrows * W->cols * n;
-    if (in.xb) matmul_prof.dot_flops[W->op] += 2.0 * nrows * W->cols * n;
-    matmul_prof.bytes[W->op] += matrix_bytes(W, nrows);
+    profile_add(W, nrows, n, &in, omp_get_wtime() - t_start);
+}
+
+void linear_many(const linear_job *jobs, int count) {
+    const kernel_backend *be = kernel_backend_active();
+    int threads = omp_get_max_threads(), items = 0, cols_max = 0;
+    for (int j = 0; j < count; j++) cols_max = jobs[j].W->cols > cols_max ? jobs[j].W->cols : cols_max;
+    size_t in_bytes = ((size_t)(1 + DOT_TOKENS) * cols_max * 4 + 63) & ~(size_t)63;
+    char *bufs = work_alloc(count * in_bytes);
+    float **owned = work_alloc(count * sizeof *owned);
+    dot_input *in = work_alloc(count * sizeof *in);
+    int *first = work_alloc((count + 1) * sizeof *first);
+    for (int j = 0; j < count; j++) {
+        const float *x = linear_input(jobs[j].W, jobs[j].x, 1, &owned[j]);
+        in[j] = dot_input_for(be, jobs[j].W, x, jobs[j].W->cols, 1, bufs + j * in_bytes);
+        first[j] = items;
+        if (one_token_path(be, jobs[j].W, &in[j])) items += one_token_shares(jobs[j].W, jobs[j].W->rows, threads);
+        else matmul(jobs[j].y, jobs[j].W->rows, jobs[j].W, 0, jobs[j].W->rows, x, jobs[j].W->cols, 1); /* its own region */
+    }
+    first[count] = items;
+    double t_start = omp_get_wtime(), bytes = 0, op_bytes[OP_COUNT] = {0};
+    size_t per_thread = one_token_scratch(cols_max);
+    char *scratch = reuse_get(1, threads * per_thread);
+#pragma omp parallel for schedule(dynamic, 1) if (items > 1)
+    for (int it = 0; it < items; it++) {
+        int j = 0;
+        while (first[j + 1] <= it) j++;
+        const v4c_matrix *W = jobs[j].W;
+        int shares = first[j + 1] - first[j], share = (W->rows + shares - 1) / shares, r0 = (it - first[j]) * share;
+        int r1 = r0 + share < W->rows ? r0 + share : W->rows;
+        if (r0 < r1) be->one_token(W, r0, r1, &in[j], jobs[j].y + r0, scratch + (size_t)omp_get_thread_num() * per_thread);
+    }
+    /* The region's time, split over the operations by bytes. */
+    double seconds = omp_get_wtime() - t_start;
+    for (int j = 0; j < count; j++)
+        if (first[j + 1] > first[j]) bytes += matrix_bytes(jobs[j].W, jobs[j].W->rows), op_bytes[jobs[j].W->op] += matrix_bytes(jobs[j].W, jobs[j].W->rows);
+    for (int j = 0; j < count; j++)
+        if (first[j + 1] > first[j]) {
+            const v4c_matrix *W = jobs[j].W;
+            profile_add(W, W->rows, 1, &in[j], 0);
+        }
+    for (int o = 0; o < OP_COUNT; o++)
+        if (op_bytes[o] > 0) matmul_prof.seconds[o] += seconds * op_bytes[o] / bytes;
+    for (int j = 0; j < count; j++) work_free(owned[j]);
+    work_free(first), work_free(in), work_free(owned), work_free(bufs);
 }
 
 const float *linear_input(const v4c_matrix *W, const float *x, int n, float **owned) {

@@ -31,6 +31,53 @@ static void expert_forward(const v4c_config *c, const expert_weights *e, const f
     work_free(h3);
 }
 
+/* One token: the K routed experts (in increasing order, as the batch loop
+ * below adds them) and the shared one, each phase in one parallel region
+ * (linear_many): w1 and w3 of all, then w2 of all. Same results as the
+ * batch path: every output is its own chain whatever the grouping. */
+static void experts_one_token(const v4c_config *c, const layer_weights *w, const float *x, const int *idx, const float *g, float *out) {
+    int K = c->n_experts_per_tok, D = c->hidden_size, ne = K + (c->n_shared_experts > 0);
+    const expert_weights *ex[ne];
+    float gain[ne];
+    size_t off[ne + 1];
+    int order[K];
+    for (int k = 0; k < K; k++) order[k] = k;
+    for (int a = 1; a < K; a++) /* insertion sort of K indices by expert */
+        for (int b = a; b > 0 && idx[order[b]] < idx[order[b - 1]]; b--) {
+            int t = order[b];
+            order[b] = order[b - 1], order[b - 1] = t;
+        }
+    off[0] = 0;
+    for (int k = 0; k < ne; k++) {
+        ex[k] = k < K ? &w->experts[idx[order[k]]] : &w->shared;
+        gain[k] = k < K ? g[order[k]] : 1.0f;
+        off[k + 1] = off[k] + (size_t)ex[k]->w1.rows;
+    }
+    float *h1 = work_alloc(off[ne] * sizeof(float)), *h3 = work_alloc(off[ne] * sizeof(float));
+    float *ye = work_alloc((size_t)ne * D * sizeof(float));
+    linear_job jobs[2 * ne];
+    for (int k = 0; k < ne; k++) {
+        jobs[2 * k] = (linear_job){h1 + off[k], &ex[k]->w1, x};
+        jobs[2 * k + 1] = (linear_job){h3 + off[k], &ex[k]->w3, x};
+    }
+    linear_many(jobs, 2 * ne);
+    float lim = c->swiglu_limit;
+    for (int k = 0; k < ne; k++) {
+        for (size_t i = off[k]; i < off[k + 1]; i++) {
+            float up = fminf(fmaxf(h3[i], -lim), lim);
+            h1[i] = up * siluf(fminf(h1[i], lim)) * gain[k];
+        }
+        jobs[k] = (linear_job){ye + (size_t)k * D, &ex[k]->w2, h1 + off[k]};
+    }
+    linear_many(jobs, ne);
+    memset(out, 0, (size_t)D * sizeof(float));
+    for (int k = 0; k < ne; k++)
+        for (int d = 0; d < D; d++) out[d] += ye[(size_t)k * D + d];
+    work_free(ye);
+    work_free(h3);
+    work_free(h1);
+}
+
 void moe_forward(const v4c_model *m, const layer_weights *w, const float *x, const int32_t *ids, int n, float *out) {
     const v4c_config *c = &m->cfg;
     int E = c->n_routed_experts, K = c->n_experts_per_tok, D = c->hidden_size;
@@ -53,6 +100,11 @@ void moe_forward(const v4c_model *m, const layer_weights *w, const float *x, con
         for (int k = 0; k < K; k++) g[(size_t)j * K + k] = sj[ij[k]] / sum * c->route_scale;
     }
 
+    if (n == 1) {
+        experts_one_token(c, w, x, idx, g, out);
+        work_free(biased), work_free(g), work_free(idx), work_free(s);
+        return;
+    }
     /* Group tokens by expert so each expert's weights are read once. */
     memset(out, 0, (size_t)n * D * sizeof(float));
     float *xe = work_alloc((size_t)n * D * sizeof(float)), *ye = work_alloc((size_t)n * D * sizeof(float));
