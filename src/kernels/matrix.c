@@ -222,7 +222,7 @@ void matmul(float *y, int ldy, const v4c_matrix *W, int row0, int nrows, const f
     profile_add(W, nrows, n, &in, omp_get_wtime() - t_start);
 }
 
-void linear_many(const linear_job *jobs, int count) {
+void matmul_many(const matmul_job *jobs, int count) {
     const kernel_backend *be = kernel_backend_active();
     int threads = omp_get_max_threads(), items = 0, cols_max = 0;
     for (int j = 0; j < count; j++) cols_max = jobs[j].W->cols > cols_max ? jobs[j].W->cols : cols_max;
@@ -230,13 +230,17 @@ void linear_many(const linear_job *jobs, int count) {
     char *bufs = work_alloc(count * in_bytes);
     float **owned = work_alloc(count * sizeof *owned);
     dot_input *in = work_alloc(count * sizeof *in);
-    int *first = work_alloc((count + 1) * sizeof *first);
+    int *first = work_alloc((count + 1) * sizeof *first), *rows = work_alloc(count * sizeof *rows);
     for (int j = 0; j < count; j++) {
-        const float *x = linear_input(jobs[j].W, jobs[j].x, 1, &owned[j]);
-        in[j] = dot_input_for(be, jobs[j].W, x, jobs[j].W->cols, 1, bufs + j * in_bytes);
+        const v4c_matrix *W = jobs[j].W;
+        const float *x = jobs[j].x;
+        owned[j] = NULL;
+        if (jobs[j].quantize) x = linear_input(W, x, 1, &owned[j]);
+        rows[j] = jobs[j].nrows ? jobs[j].nrows : W->rows;
+        in[j] = dot_input_for(be, W, x, W->cols, 1, bufs + j * in_bytes);
         first[j] = items;
-        if (one_token_path(be, jobs[j].W, &in[j])) items += one_token_shares(jobs[j].W, jobs[j].W->rows, threads);
-        else matmul(jobs[j].y, jobs[j].W->rows, jobs[j].W, 0, jobs[j].W->rows, x, jobs[j].W->cols, 1); /* its own region */
+        if (one_token_path(be, W, &in[j])) items += one_token_shares(W, rows[j], threads);
+        else matmul(jobs[j].y, rows[j], W, jobs[j].row0, rows[j], x, W->cols, 1); /* its own region */
     }
     first[count] = items;
     double t_start = omp_get_wtime(), bytes = 0, op_bytes[OP_COUNT] = {0};
@@ -246,24 +250,22 @@ void linear_many(const linear_job *jobs, int count) {
     for (int it = 0; it < items; it++) {
         int j = 0;
         while (first[j + 1] <= it) j++;
-        const v4c_matrix *W = jobs[j].W;
-        int shares = first[j + 1] - first[j], share = (W->rows + shares - 1) / shares, r0 = (it - first[j]) * share;
-        int r1 = r0 + share < W->rows ? r0 + share : W->rows;
-        if (r0 < r1) be->one_token(W, r0, r1, &in[j], jobs[j].y + r0, scratch + (size_t)omp_get_thread_num() * per_thread);
+        int shares = first[j + 1] - first[j], share = (rows[j] + shares - 1) / shares, r0 = (it - first[j]) * share;
+        int r1 = r0 + share < rows[j] ? r0 + share : rows[j], row0 = jobs[j].row0;
+        if (r0 < r1) be->one_token(jobs[j].W, row0 + r0, row0 + r1, &in[j], jobs[j].y + r0, scratch + (size_t)omp_get_thread_num() * per_thread);
     }
     /* The region's time, split over the operations by bytes. */
     double seconds = omp_get_wtime() - t_start;
     for (int j = 0; j < count; j++)
-        if (first[j + 1] > first[j]) bytes += matrix_bytes(jobs[j].W, jobs[j].W->rows), op_bytes[jobs[j].W->op] += matrix_bytes(jobs[j].W, jobs[j].W->rows);
-    for (int j = 0; j < count; j++)
         if (first[j + 1] > first[j]) {
-            const v4c_matrix *W = jobs[j].W;
-            profile_add(W, W->rows, 1, &in[j], 0);
+            double b = matrix_bytes(jobs[j].W, rows[j]);
+            bytes += b, op_bytes[jobs[j].W->op] += b;
+            profile_add(jobs[j].W, rows[j], 1, &in[j], 0);
         }
     for (int o = 0; o < OP_COUNT; o++)
         if (op_bytes[o] > 0) matmul_prof.seconds[o] += seconds * op_bytes[o] / bytes;
     for (int j = 0; j < count; j++) work_free(owned[j]);
-    work_free(first), work_free(in), work_free(owned), work_free(bufs);
+    work_free(rows), work_free(first), work_free(in), work_free(owned), work_free(bufs);
 }
 
 const float *linear_input(const v4c_matrix *W, const float *x, int n, float **owned) {

@@ -59,16 +59,19 @@ double matrix_bytes(const v4c_matrix *W, int nrows);
  * applying fp8_quant(x, 128) first when W is FP8/FP4. */
 void linear(float *y, const v4c_matrix *W, const float *x, int n);
 
-/* Several linear layers, each y = W x for one row of x (y: W->rows
- * floats): with one token they share one parallel region, their rows cut
+/* Several products with one row of x each: y[i] = W[row0 + i] . x for
+ * i < nrows (nrows 0: all rows), x quantized first as linear() does when
+ * `quantize`. With one token they share one parallel region, their rows cut
  * into shares that threads take as they come free (the experts of a MoE
- * layer); otherwise linear() one after another. Same results as linear(). */
+ * layer, wo_a's groups); otherwise one after another. Same results as
+ * linear() and matmul(). */
 typedef struct {
     float *y;
     const v4c_matrix *W;
     const float *x;
-} linear_job;
-void linear_many(const linear_job *jobs, int count);
+    int quantize, row0, nrows;
+} matmul_job;
+void matmul_many(const matmul_job *jobs, int count);
 
 /* x quantized as W's input needs it: x itself, or a copy in *owned
  * (work_free it; NULL when x itself is returned). */

@@ -21,10 +21,15 @@ void attention_forward(const v4c_model *m, const layer_weights *w, const batch *
     float *q_lat = work_alloc((size_t)n * qr * sizeof(float));
     float *q = work_alloc((size_t)n * H * Dh * sizeof(float));
     float *kv = work_alloc((size_t)n * Dh * sizeof(float));
-    linear(q_lat, &w->wq_a, x, n);
+    if (n == 1) { /* one parallel region for both products of x */
+        matmul_job jobs[2] = {{q_lat, &w->wq_a, x, 1, 0, 0}, {kv, &w->wkv, x, 1, 0, 0}};
+        matmul_many(jobs, 2);
+    } else {
+        linear(q_lat, &w->wq_a, x, n);
+        linear(kv, &w->wkv, x, n);
+    }
     for (int i = 0; i < n; i++) rmsnorm(q_lat + (size_t)i * qr, q_lat + (size_t)i * qr, w->q_norm, qr, eps);
     linear(q, &w->wq_b, q_lat, n);
-    linear(kv, &w->wkv, x, n);
     for (int i = 0; i < n; i++) {
         for (int h = 0; h < H; h++) {
             float *qh = q + ((size_t)i * H + h) * Dh;
@@ -93,7 +98,13 @@ void attention_forward(const v4c_model *m, const layer_weights *w, const batch *
      * block of wo_a (dequantized only: no activation quantization), then wo_b. */
     int G = c->o_groups, olr = c->o_lora_rank, gw = H * Dh / G;
     float *u = work_alloc((size_t)n * G * olr * sizeof(float));
-    for (int g = 0; g < G; g++) matmul(u + (size_t)g * olr, G * olr, &w->wo_a, g * olr, olr, o + (size_t)g * gw, H * Dh, n);
+    if (n == 1) { /* the groups in one parallel region */
+        matmul_job jobs[G];
+        for (int g = 0; g < G; g++) jobs[g] = (matmul_job){u + (size_t)g * olr, &w->wo_a, o + (size_t)g * gw, 0, g * olr, olr};
+        matmul_many(jobs, G);
+    } else {
+        for (int g = 0; g < G; g++) matmul(u + (size_t)g * olr, G * olr, &w->wo_a, g * olr, olr, o + (size_t)g * gw, H * Dh, n);
+    }
     linear(out, &w->wo_b, u, n);
 
     work_free(u);

@@ -33,7 +33,7 @@ static void expert_forward(const v4c_config *c, const expert_weights *e, const f
 
 /* One token: the K routed experts (in increasing order, as the batch loop
  * below adds them) and the shared one, each phase in one parallel region
- * (linear_many): w1 and w3 of all, then w2 of all. Same results as the
+ * (matmul_many): w1 and w3 of all, then w2 of all. Same results as the
  * batch path: every output is its own chain whatever the grouping. */
 static void experts_one_token(const v4c_config *c, const layer_weights *w, const float *x, const int *idx, const float *g, float *out) {
     int K = c->n_experts_per_tok, D = c->hidden_size, ne = K + (c->n_shared_experts > 0);
@@ -55,21 +55,21 @@ static void experts_one_token(const v4c_config *c, const layer_weights *w, const
     }
     float *h1 = work_alloc(off[ne] * sizeof(float)), *h3 = work_alloc(off[ne] * sizeof(float));
     float *ye = work_alloc((size_t)ne * D * sizeof(float));
-    linear_job jobs[2 * ne];
+    matmul_job jobs[2 * ne];
     for (int k = 0; k < ne; k++) {
-        jobs[2 * k] = (linear_job){h1 + off[k], &ex[k]->w1, x};
-        jobs[2 * k + 1] = (linear_job){h3 + off[k], &ex[k]->w3, x};
+        jobs[2 * k] = (matmul_job){h1 + off[k], &ex[k]->w1, x, 1, 0, 0};
+        jobs[2 * k + 1] = (matmul_job){h3 + off[k], &ex[k]->w3, x, 1, 0, 0};
     }
-    linear_many(jobs, 2 * ne);
+    matmul_many(jobs, 2 * ne);
     float lim = c->swiglu_limit;
     for (int k = 0; k < ne; k++) {
         for (size_t i = off[k]; i < off[k + 1]; i++) {
             float up = fminf(fmaxf(h3[i], -lim), lim);
             h1[i] = up * siluf(fminf(h1[i], lim)) * gain[k];
         }
-        jobs[k] = (linear_job){ye + (size_t)k * D, &ex[k]->w2, h1 + off[k]};
+        jobs[k] = (matmul_job){ye + (size_t)k * D, &ex[k]->w2, h1 + off[k], 1, 0, 0};
     }
-    linear_many(jobs, ne);
+    matmul_many(jobs, ne);
     memset(out, 0, (size_t)D * sizeof(float));
     for (int k = 0; k < ne; k++)
         for (int d = 0; d < D; d++) out[d] += ye[(size_t)k * D + d];
