@@ -37,15 +37,18 @@ INLINE void float_rows(const v4c_matrix *W, int r, int rs, int NR, int NT, const
     __m512d ds[VA];
     _Pragma("GCC unroll 16") for (int a = 0; a < NR * NT; a++) acc[a] = _mm512_setzero_ps(), ds[a] = _mm512_setzero_pd();
     size_t row_bytes = (size_t)W->cols * (W->kind == WK_F32 ? 4 : 2);
-    for (int s = 0; s < steps; s++) {
-        if (rs == 1) prefetch_next((const char *)W->data + (size_t)r * row_bytes, (size_t)NR * row_bytes, s, steps);
-        _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) {
-            __m512 w = decode16(W, r + i * rs, 16 * s);
-            _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
-                acc[i * NT + t] = _mm512_fmadd_ps(w, _mm512_loadu_ps(x + (size_t)t * ldx + 16 * s), acc[i * NT + t]);
+    int pf = rs == 1 && fast_prefetch;
+    for (int s0 = 0; s0 < steps; s0 += F_STEPS) { /* flush periods: no test per step (short rows pay for it) */
+        int s1 = s0 + F_STEPS < steps ? s0 + F_STEPS : steps;
+        for (int s = s0; s < s1; s++) {
+            if (pf) prefetch_next((const char *)W->data + (size_t)r * row_bytes, (size_t)NR * row_bytes, s, steps);
+            _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) {
+                __m512 w = decode16(W, r + i * rs, 16 * s);
+                _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
+                    acc[i * NT + t] = _mm512_fmadd_ps(w, _mm512_loadu_ps(x + (size_t)t * ldx + 16 * s), acc[i * NT + t]);
+            }
         }
-        if (s % F_STEPS == F_STEPS - 1 || s == steps - 1)
-            _Pragma("GCC unroll 16") for (int a = 0; a < NR * NT; a++) flush(&acc[a], &ds[a]);
+        _Pragma("GCC unroll 16") for (int a = 0; a < NR * NT; a++) flush(&acc[a], &ds[a]);
     }
     if (rs == 1) {
         store_sums(ds, NR, NT, NT, NR, y, ldy);
