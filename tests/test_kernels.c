@@ -224,11 +224,11 @@ static void check_dot(void) {
     }
 }
 
-/* One token through the backend's streams (one_token) gives the same bits
+/* One token through the backend's streams (stream) gives the same bits
  * as the batch kernels over the same rows: for every kind, FP8 with a float
  * input, and rows or blocks with extreme scales (which go exact). Rows
  * 3..148: several 128-row blocks, 4 streams of 36 and a tail of 2. */
-static void check_one_token(const kernel_backend *be) {
+static void check_stream(const kernel_backend *be) {
     const int rows = 151, r0 = 3, r1 = 149;
     for (int cols = 1152; cols <= 2176; cols += 1024) /* FP8 rows beyond 2048 columns stream block by block */
     for (int mode = 0; mode < 6; mode++) { /* kinds 0-3; 4: FP8 with a float input; 5: FP8/FP4 extreme scales */
@@ -255,13 +255,36 @@ static void check_one_token(const kernel_backend *be) {
             if (float_input) in.xf_scalable = float_prepare(x, cols, 1, cols, buf), in.xf = buf;
             if (kind >= WK_FP8) dot_rows(&m.W, r0, r1, &in, want, r1 - r0, scratch);
             else be->rows[kind](&m.W, r0, r1, x, NULL, cols, 1, want, r1 - r0, scratch);
-            be->one_token(&m.W, r0, r1, &in, got, scratch);
+            be->stream(&m.W, r0, r1, &in, got, r1 - r0, scratch);
             int differ = 0;
             for (int r = 0; r < r1 - r0; r++) differ += memcmp(&got[r], &want[r], sizeof(float)) != 0;
             CHECK(differ == 0, "one token, %s%s%s, %d columns: %d of %d rows differ from the batch kernels", weight_kind_name[kind],
                   float_input ? " (float input)" : "", mode == 5 ? " (extreme scales)" : "", cols, differ, r1 - r0);
             free(buf), free(scratch), free(x), free(got), free(want), free(m.data), free(m.scale);
         }
+    }
+}
+
+/* F32/BF16 stream up to STREAM_TOKENS tokens: the same bits as the batch
+ * kernels, for every token count (4, 2 and 1 streams). */
+static void check_stream_tokens(const kernel_backend *be) {
+    const int rows = 151, cols = 1152, r0 = 3, r1 = 149;
+    for (int kind = WK_F32; kind <= WK_BF16; kind++) {
+        owned_matrix m = make(kind, rows, cols);
+        float *x = malloc(sizeof(float) * STREAM_TOKENS * cols);
+        float *got = malloc(sizeof(float) * STREAM_TOKENS * rows), *want = malloc(sizeof(float) * STREAM_TOKENS * rows);
+        for (int i = 0; i < STREAM_TOKENS * cols; i++) x[i] = frand();
+        void *scratch = aligned_alloc(64, (KERNEL_SCRATCH(cols) * sizeof(double) + 63) / 64 * 64);
+        for (int n = 2; n <= STREAM_TOKENS; n++) {
+            dot_input in = {x, cols, n, NULL, NULL, 0};
+            be->rows[kind](&m.W, r0, r1, x, NULL, cols, n, want, rows, scratch);
+            be->stream(&m.W, r0, r1, &in, got, rows, scratch);
+            int differ = 0;
+            for (int t = 0; t < n; t++)
+                for (int r = 0; r < r1 - r0; r++) differ += memcmp(&got[t * rows + r], &want[t * rows + r], sizeof(float)) != 0;
+            CHECK(differ == 0, "stream, %s, %d tokens: %d outputs differ from the batch kernels", weight_kind_name[kind], n, differ);
+        }
+        free(scratch), free(x), free(got), free(want), free(m.data), free(m.scale);
     }
 }
 
@@ -306,7 +329,7 @@ int main(void) {
     dtype_init_tables();
     check_attend();
     check_reference();
-    if (dot_supported()) check_backend(&backend_avx512_fast, 0), check_dot(), check_one_token(&backend_avx512_fast);
+    if (dot_supported()) check_backend(&backend_avx512_fast, 0), check_dot(), check_stream(&backend_avx512_fast), check_stream_tokens(&backend_avx512_fast);
     else printf("no AVX-512 BF16/VBMI on this CPU: dot path skipped\n");
     if (cpu_has_avx2()) check_backend(&backend_avx2, 1);
     else printf("no AVX2 on this CPU: skipped\n");

@@ -190,7 +190,7 @@ enum { STREAMS = 4 };
 void fast_rows_float(const v4c_matrix *W, int r0, int r1, const float *x, const double *xd, int ldx, int n, float *y, int ldy, double *scratch);
 /* FP8 rows [r0, r1) of one 128-row block against n float inputs laid out by
  * float_prepare. */
-void float_stream(const v4c_matrix *W, int r0, int r1, const float *x, float *y, void *scratch);
+void float_stream(const v4c_matrix *W, int r0, int r1, const float *x, int ldx, int n, float *y, int ldy, void *scratch);
 void fp8_float_stream(const v4c_matrix *W, int r0, int r1, const float *xf, float *y, void *scratch);
 void fast_fp8_float_span(const v4c_matrix *W, int r0, int r1, const float *xf, int xf_scalable, int n, float *y, int ldy, float *panel);
 

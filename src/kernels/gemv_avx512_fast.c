@@ -504,14 +504,15 @@ void dot_rows(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y
 
 /* FP8/FP4 matrices the dot path cannot take (columns not a multiple of 64,
  * float scales) run the exact kernels. */
-/* One token: FP8/FP4 with a quantized input by streams, F32/BF16 likewise
- * (gemv_avx512_float.c), the rest as for a batch. */
-void fast_one_token(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, void *scratch) {
+/* By streams: one token of FP8/FP4 with a quantized input or a float one
+ * (wo_a), up to STREAM_TOKENS of F32/BF16 (gemv_avx512_float.c); the rest
+ * as for a batch. */
+void fast_stream(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch) {
     if (in->xb) dot_stream(W, r0, r1, in, y, scratch);
     else if (in->xf && stream_blocks_ok(W, r0, r1)) fp8_float_stream(W, r0, r1, in->xf, y, scratch);
     else if (in->xf) dot_rows(W, r0, r1, in, y, r1 - r0, scratch);
-    else float_stream(W, r0, r1, in->x, y, scratch);
+    else float_stream(W, r0, r1, in->x, in->ldx, in->n, y, ldy, scratch);
 }
 
 const kernel_backend backend_avx512_fast = {
-    "avx512", {fast_rows_float, fast_rows_float, NULL, NULL}, dot_rows, fast_one_token, &backend_avx512};
+    "avx512", {fast_rows_float, fast_rows_float, NULL, NULL}, dot_rows, fast_stream, &backend_avx512};

@@ -136,21 +136,22 @@ static dot_input dot_input_for(const kernel_backend *be, const v4c_matrix *W, co
     return in;
 }
 
-/* Whether one token of W with this input goes through be->one_token. */
-static int one_token_path(const kernel_backend *be, const v4c_matrix *W, const dot_input *in) {
-    return in->n == 1 && streams_on() && be->one_token && (in->xb || in->xf || W->kind == WK_F32 || W->kind == WK_BF16);
+/* Whether W with this input goes through be->stream. */
+static int stream_path(const kernel_backend *be, const v4c_matrix *W, const dot_input *in) {
+    if (!streams_on() || !be->stream) return 0;
+    return (in->n == 1 && (in->xb || in->xf)) || (in->n <= STREAM_TOKENS && (W->kind == WK_F32 || W->kind == WK_BF16));
 }
 
 /* Shares of at least 1 MB, up to 8 per thread, taken as threads come free:
  * memory speed differs between cores from moment to moment (decode,
  * alternating runs: 10.0-13.1 -> 15.2-18.7 tok/s against one static half
  * per thread). */
-static int one_token_shares(const v4c_matrix *W, int nrows, int threads) {
+static int stream_shares(const v4c_matrix *W, int nrows, int threads) {
     int shares = (int)(matrix_bytes(W, nrows) / (1 << 20));
     return shares < 1 ? 1 : shares > 8 * threads ? 8 * threads : shares;
 }
 
-static size_t one_token_scratch(int cols) {
+static size_t stream_scratch(int cols) {
     size_t a = DOT_SCRATCH(ROW_TILE, cols), b = KERNEL_SCRATCH(cols) * sizeof(double);
     return ((a > b ? a : b) + 63) & ~(size_t)63;
 }
@@ -184,18 +185,18 @@ void matmul(float *y, int ldy, const v4c_matrix *W, int row0, int nrows, const f
     /* One token: shares of rows, each read by the backend as a few long
      * streams (the rows kernel below takes row tiles: fine for a batch,
      * which is compute bound). */
-    int one = one_token_path(be, W, &in);
-    size_t per_thread = one ? one_token_scratch(cols) : dot ? DOT_SCRATCH(ROW_TILE, cols) : KERNEL_SCRATCH(cols) * sizeof(double);
+    int one = stream_path(be, W, &in);
+    size_t per_thread = one ? stream_scratch(cols) : dot ? DOT_SCRATCH(ROW_TILE, cols) : KERNEL_SCRATCH(cols) * sizeof(double);
     per_thread = (per_thread + 63) & ~(size_t)63;
     char *scratch = reuse_get(1, threads * per_thread);
     if (one) {
-        int shares = parallel ? one_token_shares(W, nrows, threads) : 1;
+        int shares = parallel ? stream_shares(W, nrows, threads) : 1;
         shares = shares < threads && parallel ? threads : shares;
         int share = (nrows + shares - 1) / shares;
 #pragma omp parallel for schedule(dynamic, 1) if (parallel)
         for (int t = 0; t < shares; t++) {
             int r0 = t * share, r1 = r0 + share < nrows ? r0 + share : nrows;
-            if (r0 < r1) be->one_token(W, row0 + r0, row0 + r1, &in, y + r0, scratch + (size_t)omp_get_thread_num() * per_thread);
+            if (r0 < r1) be->stream(W, row0 + r0, row0 + r1, &in, y + r0, ldy, scratch + (size_t)omp_get_thread_num() * per_thread);
         }
     } else {
         rows_kernel k = be->rows[W->kind] ? be->rows[W->kind] : be->exact->rows[W->kind];
@@ -239,12 +240,12 @@ void matmul_many(const matmul_job *jobs, int count) {
         rows[j] = jobs[j].nrows ? jobs[j].nrows : W->rows;
         in[j] = dot_input_for(be, W, x, W->cols, 1, bufs + j * in_bytes);
         first[j] = items;
-        if (one_token_path(be, W, &in[j])) items += one_token_shares(W, rows[j], threads);
+        if (stream_path(be, W, &in[j])) items += stream_shares(W, rows[j], threads);
         else matmul(jobs[j].y, rows[j], W, jobs[j].row0, rows[j], x, W->cols, 1); /* its own region */
     }
     first[count] = items;
     double t_start = omp_get_wtime(), bytes = 0, op_bytes[OP_COUNT] = {0};
-    size_t per_thread = one_token_scratch(cols_max);
+    size_t per_thread = stream_scratch(cols_max);
     char *scratch = reuse_get(1, threads * per_thread);
 #pragma omp parallel for schedule(dynamic, 1) if (items > 1)
     for (int it = 0; it < items; it++) {
@@ -252,7 +253,7 @@ void matmul_many(const matmul_job *jobs, int count) {
         while (first[j + 1] <= it) j++;
         int shares = first[j + 1] - first[j], share = (rows[j] + shares - 1) / shares, r0 = (it - first[j]) * share;
         int r1 = r0 + share < rows[j] ? r0 + share : rows[j], row0 = jobs[j].row0;
-        if (r0 < r1) be->one_token(jobs[j].W, row0 + r0, row0 + r1, &in[j], jobs[j].y + r0, scratch + (size_t)omp_get_thread_num() * per_thread);
+        if (r0 < r1) be->stream(jobs[j].W, row0 + r0, row0 + r1, &in[j], jobs[j].y + r0, rows[j], scratch + (size_t)omp_get_thread_num() * per_thread);
     }
     /* The region's time, split over the operations by bytes. */
     double seconds = omp_get_wtime() - t_start;

@@ -47,8 +47,8 @@ typedef struct {
     double dot_flops[OP_COUNT]; /* the part done by BF16 dot products (the rest: float or double FMA) */
 } matmul_profile;
 extern matmul_profile matmul_prof;
-/* One token through the backend's one_token kernel (1, the default) or the
- * batch kernels (0): V4C_STREAMS=0|1, or set directly by benchmarks. */
+/* Up to STREAM_TOKENS tokens through the backend's stream kernel (1, the
+ * default) or the batch kernels (0): V4C_STREAMS=0|1, or set directly by benchmarks. */
 extern int matmul_streams;
 void matmul_profile_reset(void);
 
