@@ -29,24 +29,12 @@ INLINE __m512 decode16(const v4c_matrix *W, int r, int k) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
-/* Accumulators of a float pass: 24 of the 32 registers (the products are
- * FMAs of one decoded row and one x vector, so more rows per pass cost no
- * decoding; the double sums wait in memory between flushes). */
-enum { VF = 24 };
-
-/* Rows per pass for NT tokens on the fly. */
-static inline int float_rows_for(int nt) { return nt == 1 ? 8 : VF / nt > 8 ? 8 : VF / nt; }
-
-/* Up to this many tokens, rows are decoded on the fly (x of 8 tokens stays
- * in L1 up to 1024 columns). */
-static inline int float_few(int cols) { return cols <= 1024 ? 8 : FEW; }
-
-/* NR rows x NT tokens (NR * NT <= VF) decoded on the fly; row i is
+/* NR rows x NT tokens (NR * NT <= VA) decoded on the fly; row i is
  * r + i * rs (as gemv_rows). */
 INLINE void float_rows(const v4c_matrix *W, int r, int rs, int NR, int NT, const float *x, int ldx, float *y, int ldy) {
     int steps = W->cols / 16;
-    __m512 acc[VF];
-    __m512d ds[VF];
+    __m512 acc[VA];
+    __m512d ds[VA];
     _Pragma("GCC unroll 16") for (int a = 0; a < NR * NT; a++) acc[a] = _mm512_setzero_ps(), ds[a] = _mm512_setzero_pd();
     size_t row_bytes = (size_t)W->cols * (W->kind == WK_F32 ? 4 : 2);
     int pf = rs == 1 && fast_prefetch;
@@ -62,35 +50,11 @@ INLINE void float_rows(const v4c_matrix *W, int r, int rs, int NR, int NT, const
         }
         _Pragma("GCC unroll 16") for (int a = 0; a < NR * NT; a++) flush(&acc[a], &ds[a]);
     }
-    float out[VF];
+    float out[VA];
     finish_all(ds, NR * NT, out);
     _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
         y[(size_t)t * ldy + (size_t)i * rs] = out[i * NT + t];
 }
-
-/* K(NR, NT) over float_rows_for's shapes: full passes, then single rows. */
-#define FLOAT_FEW(K, nr, nt)                                                                                                              \
-    do {                                                                                                                                  \
-        int full_ = (nr) == float_rows_for(nt);                                                                                           \
-        switch ((nt) * 2 + full_) {                                                                                                      \
-        case 3: K(8, 1); break;                                                                                                           \
-        case 5: K(8, 2); break;                                                                                                           \
-        case 7: K(8, 3); break;                                                                                                           \
-        case 9: K(6, 4); break;                                                                                                           \
-        case 11: K(4, 5); break;                                                                                                          \
-        case 13: K(4, 6); break;                                                                                                          \
-        case 15: K(3, 7); break;                                                                                                          \
-        case 17: K(3, 8); break;                                                                                                          \
-        case 2: K(1, 1); break;                                                                                                           \
-        case 4: K(1, 2); break;                                                                                                           \
-        case 6: K(1, 3); break;                                                                                                           \
-        case 8: K(1, 4); break;                                                                                                           \
-        case 10: K(1, 5); break;                                                                                                          \
-        case 12: K(1, 6); break;                                                                                                          \
-        case 14: K(1, 7); break;                                                                                                          \
-        default: K(1, 8); break;                                                                                                          \
-        }                                                                                                                                 \
-    } while (0)
 
 /* MR panel rows (stride `stride`) x NT tokens of float x (stride ldx) over
  * kcols columns; ds[i * MT + t] carries the double sums across column
@@ -134,11 +98,11 @@ DOT static void panel_tiles_f32(const float *panel, int nr, int cols, const floa
 
 DOT static void float_span(const v4c_matrix *W, int r0, int r1, const float *x, int ldx, int n, float *y, int ldy, float *panel) {
     int cols = W->cols;
-    if (n <= float_few(cols)) { /* a few tokens: rows decoded on the fly */
+    if (n <= few_tokens(cols)) { /* a few tokens: rows decoded on the fly */
         for (int r = r0; r < r1;) {
-            int nr = r1 - r >= float_rows_for(n) ? float_rows_for(n) : 1;
-#define FLOAT_ROWS(NR, NT) float_rows(W, r, 1, NR, NT, x, ldx, y + (r - r0), ldy)
-            FLOAT_FEW(FLOAT_ROWS, nr, n);
+            int nr = r1 - r >= rows_for(n) ? rows_for(n) : 1;
+#define FLOAT_ROWS(NR, NT, ...) float_rows(W, r, 1, NR, NT, x, ldx, y + (r - r0), ldy)
+            FEW_TOKENS(FLOAT_ROWS, nr, n, 0);
 #undef FLOAT_ROWS
             r += nr;
         }
@@ -166,8 +130,9 @@ DOT void fast_rows_float(const v4c_matrix *W, int r0, int r1, const float *x, co
 }
 
 /* n <= 8 tokens of F32/BF16 rows [r0, r1) as S sequential sub-spans, one
- * row of each per pass (dot_stream's reasoning; S * n <= VF accumulators);
- * the same chains. */
+ * row of each per pass (dot_stream's reasoning); the same chains. S * n <= 8
+ * accumulators: more were measured slower (the x vectors of all tokens are
+ * held too). */
 DOT void float_stream(const v4c_matrix *W, int r0, int r1, const float *x, int ldx, int n, float *y, int ldy, void *scratch) {
     int S = n <= 2 ? STREAMS : n <= 4 ? 2 : 1, per = (r1 - r0) / S, tail = W->cols % 16 ? r0 : r0 + S * per;
     for (int j = 0; r0 < tail && j < per; j++) {
