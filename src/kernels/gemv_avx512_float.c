@@ -129,11 +129,68 @@ DOT void fast_rows_float(const v4c_matrix *W, int r0, int r1, const float *x, co
     }
 }
 
+/* 5..8 tokens (NT) over rows of more than 1024 columns: the x of 8 tokens
+ * (128 KB at 4096 columns) no longer fits in L1, so blocks of KB_ROWS rows
+ * are run one flush period (512 columns) at a time, with their double sums
+ * waiting in ds. x is packed step by step (the NT vectors of a step side by
+ * side): rows of x 16 KB apart fall in the same L1 sets. Each output's
+ * chain is float_rows': a float chain per flush period, added to its double
+ * sum in column order. */
+enum { KB_ROWS = 32 };
+INLINE void float_kblock(const v4c_matrix *W, int r0, int r1, const float *x0, int ldx, int NT, float *y, int ldy, __m512d *ds, float *x) {
+    int steps = W->cols / 16;
+    for (int s = 0; s < steps; s++)
+        for (int t = 0; t < NT; t++) _mm512_storeu_ps(x + ((size_t)s * NT + t) * 16, _mm512_loadu_ps(x0 + (size_t)t * ldx + 16 * s));
+    size_t row_bytes = (size_t)W->cols * (W->kind == WK_F32 ? 4 : 2);
+    for (int rb = r0; rb < r1; rb += KB_ROWS) {
+        int nr = r1 - rb < KB_ROWS ? r1 - rb : KB_ROWS;
+        /* The block is read across its rows; the next one (contiguous) is
+         * brought into L2 meanwhile, a slice per row and period. */
+        const char *next = (const char *)W->data + (size_t)(rb + nr) * row_bytes;
+        size_t ahead = rb + nr < r1 ? (size_t)(r1 - rb - nr < KB_ROWS ? r1 - rb - nr : KB_ROWS) * row_bytes : 0;
+        size_t slice = (ahead / ((size_t)nr * ((steps + F_STEPS - 1) / F_STEPS)) + 63) & ~(size_t)63, fetched = 0;
+        for (int s0 = 0; s0 < steps; s0 += F_STEPS) {
+            int s1 = s0 + F_STEPS < steps ? s0 + F_STEPS : steps;
+            for (int i = 0; i < nr; i++) {
+                for (size_t o = 0; o < slice && fetched < ahead; o += 64, fetched += 64) _mm_prefetch(next + fetched, _MM_HINT_T1);
+                __m512 acc[8];
+                _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+                for (int s = s0; s < s1; s++) {
+                    __m512 w = decode16(W, rb + i, 16 * s);
+                    _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
+                        acc[t] = _mm512_fmadd_ps(w, _mm512_loadu_ps(x + ((size_t)s * NT + t) * 16), acc[t]);
+                }
+                __m512d *d = ds + (size_t)i * 8;
+                if (s0 == 0) _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) d[t] = _mm512_setzero_pd();
+                _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) flush(&acc[t], &d[t]);
+            }
+        }
+        for (int i = 0; i < nr; i++) {
+            float out[8];
+            finish_all(ds + (size_t)i * 8, NT, out);
+            _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) y[(size_t)t * ldy + (rb - r0) + i] = out[t];
+        }
+    }
+}
+
 /* n <= 8 tokens of F32/BF16 rows [r0, r1) as S sequential sub-spans, one
  * row of each per pass (dot_stream's reasoning); the same chains. S * n <= 8
  * accumulators: more were measured slower (the x vectors of all tokens are
  * held too). */
 DOT void float_stream(const v4c_matrix *W, int r0, int r1, const float *x, int ldx, int n, float *y, int ldy, void *scratch) {
+    if (n > 2 && W->cols > 1024 && W->cols % 16 == 0) {
+        __m512d *ds = scratch;                  /* KB_ROWS x 8 double sums: 16 KB */
+        float *xp = (float *)(ds + KB_ROWS * 8); /* x packed: n x cols floats */
+        switch (n) {
+        case 3: float_kblock(W, r0, r1, x, ldx, 3, y, ldy, ds, xp); break;
+        case 4: float_kblock(W, r0, r1, x, ldx, 4, y, ldy, ds, xp); break;
+        case 5: float_kblock(W, r0, r1, x, ldx, 5, y, ldy, ds, xp); break;
+        case 6: float_kblock(W, r0, r1, x, ldx, 6, y, ldy, ds, xp); break;
+        case 7: float_kblock(W, r0, r1, x, ldx, 7, y, ldy, ds, xp); break;
+        default: float_kblock(W, r0, r1, x, ldx, 8, y, ldy, ds, xp); break;
+        }
+        return;
+    }
     int S = n <= 2 ? STREAMS : n <= 4 ? 2 : 1, per = (r1 - r0) / S, tail = W->cols % 16 ? r0 : r0 + S * per;
     for (int j = 0; r0 < tail && j < per; j++) {
 #define STREAM_ROWS(NR, NT) float_rows(W, r0 + j, per, NR, NT, x, ldx, y + j, ldy)
