@@ -36,8 +36,9 @@ typedef struct kernel_backend_s {
     const char *name;
     rows_kernel rows[WK_COUNT];
     dot_kernel dot; /* FP8/FP4 through bf16 dot products, or NULL */
-    /* The rows read as a few long streams, for one token of FP8/FP4 (xb or
-     * xf as matmul prepared them) or up to STREAM_TOKENS of F32/BF16 (x);
+    /* The rows read as a few long streams, for up to 4 tokens of FP8/FP4
+     * with xb, one with xf (as matmul prepared them), or up to
+     * STREAM_TOKENS of F32/BF16 (x);
      * NULL: rows/dot as for a batch. */
     void (*stream)(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch);
     const struct kernel_backend_s *exact; /* rows a NULL entry above falls back to */

@@ -458,38 +458,61 @@ DOT static int fp4_rows_ok(const v4c_matrix *W, int r, int rs, int nr) {
  * rows each), sharing the block's scaled x. Copies of x per stream would
  * not fit in L1 beside the streams (4 x 16 KB at 8192 columns; measured
  * 43 -> 40 GB/s at 4096 x 8192). */
-DOT static void fp8_block_streams(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, void *scratch) {
-    uint16_t *xs = scratch, *rest = xs + W->cols;
+/* K(NR, NT) for the streams of nt tokens: 4 streams for 1-2 tokens, 2 for
+ * 3-4 (NR * NT <= VA). */
+static inline int streams_for(int nt) { return nt <= 2 ? STREAMS : 2; }
+#define STREAM_SHAPES(K, nt)                                                                                                              \
+    do {                                                                                                                                  \
+        switch (nt) {                                                                                                                     \
+        case 1: K(STREAMS, 1); break;                                                                                                     \
+        case 2: K(STREAMS, 2); break;                                                                                                     \
+        case 3: K(2, 3); break;                                                                                                           \
+        default: K(2, 4); break;                                                                                                          \
+        }                                                                                                                                 \
+    } while (0)
+
+DOT static void fp8_block_streams(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch) {
+    int n = in->n, S = streams_for(n);
+    uint16_t *xs = scratch, *rest = xs + (size_t)n * W->cols;
     for (int a = r0; a < r1;) {
-        int b = (a / 128 + 1) * 128 < r1 ? (a / 128 + 1) * 128 : r1, per = (b - a) / STREAMS, tail = a + STREAMS * per;
-        if (per) fp8_scale_input(W, a, in->xb, 1, xs);
-        for (int j = 0; j < per; j++) gemv_rows(W, a + j, per, STREAMS, 1, xs, 0, y + (a - r0) + j, 1);
-        if (tail < b) dot_rows(W, tail, b, in, y + (tail - r0), 1, rest);
+        int b = (a / 128 + 1) * 128 < r1 ? (a / 128 + 1) * 128 : r1, per = (b - a) / S, tail = a + S * per;
+        if (per) fp8_scale_input(W, a, in->xb, n, xs);
+        for (int j = 0; j < per; j++) {
+#define BLOCK_ROWS(NR, NT) gemv_rows(W, a + j, per, NR, NT, xs, 0, y + (a - r0) + j, ldy)
+            STREAM_SHAPES(BLOCK_ROWS, n);
+#undef BLOCK_ROWS
+        }
+        if (tail < b) dot_rows(W, tail, b, in, y + (tail - r0), ldy, rest);
         a = b;
     }
 }
 
-DOT static void dot_stream(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, void *scratch) {
-    int per = (r1 - r0) / STREAMS, fp8 = W->kind == WK_FP8;
-    int tail = r0 + STREAMS * per;
-    if (in->n != 1 || !in->xb || !stream_blocks_ok(W, r0, r1)) tail = r0;
-    else if (fp8 && W->cols > 2048) {
-        fp8_block_streams(W, r0, r1, in, y, scratch);
+/* Up to 4 tokens of FP8/FP4 with a quantized input (xb). FP8 streams take
+ * each stream's own scaled x for one token over rows of up to 2048 columns,
+ * else go block by block (fp8_block_streams). */
+DOT static void dot_stream(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch) {
+    int n = in->n, S = streams_for(n), per = (r1 - r0) / S, fp8 = W->kind == WK_FP8;
+    int tail = r0 + S * per;
+    if (n > 4 || !in->xb || !stream_blocks_ok(W, r0, r1)) tail = r0;
+    else if (fp8 && (W->cols > 2048 || n > 1)) {
+        fp8_block_streams(W, r0, r1, in, y, ldy, scratch);
         return;
     }
     uint16_t *xs = scratch; /* FP8: each stream's x with its row block's scales */
     for (int j = 0; r0 < tail && j < per; j++) {
         int r = r0 + j;
         if (fp8) {
-            for (int s = 0; s < STREAMS; s++)
+            for (int s = 0; s < S; s++)
                 if (j == 0 || (r + s * per) % 128 == 0) fp8_scale_input(W, r + s * per, in->xb, 1, xs + (size_t)s * W->cols);
-        } else if (!fp4_rows_ok(W, r, per, STREAMS)) { /* a row with extreme scales: this pass row by row */
-            for (int s = 0; s < STREAMS; s++) dot_rows(W, r + s * per, r + s * per + 1, in, y + j + s * per, 1, scratch);
+        } else if (!fp4_rows_ok(W, r, per, S)) { /* a row with extreme scales: this pass row by row */
+            for (int s = 0; s < S; s++) dot_rows(W, r + s * per, r + s * per + 1, in, y + j + s * per, ldy, scratch);
             continue;
         }
-        gemv_rows(W, r, per, STREAMS, 1, fp8 ? xs : in->xb, fp8 ? (size_t)W->cols : 0, y + j, 1);
+#define STREAM_ROWS(NR, NT) gemv_rows(W, r, per, NR, NT, fp8 ? xs : in->xb, fp8 ? (size_t)W->cols : 0, y + j, ldy)
+        STREAM_SHAPES(STREAM_ROWS, n);
+#undef STREAM_ROWS
     }
-    if (tail < r1) dot_rows(W, tail, r1, in, y + (tail - r0), r1 - r0, scratch);
+    if (tail < r1) dot_rows(W, tail, r1, in, y + (tail - r0), ldy, scratch);
 }
 
 void dot_rows(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch) {
@@ -504,11 +527,11 @@ void dot_rows(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y
 
 /* FP8/FP4 matrices the dot path cannot take (columns not a multiple of 64,
  * float scales) run the exact kernels. */
-/* By streams: one token of FP8/FP4 with a quantized input or a float one
- * (wo_a), up to STREAM_TOKENS of F32/BF16 (gemv_avx512_float.c); the rest
- * as for a batch. */
+/* By streams: up to 4 tokens of FP8/FP4 with a quantized input, one with a
+ * float input (wo_a), up to STREAM_TOKENS of F32/BF16 (gemv_avx512_float.c);
+ * the rest as for a batch. */
 void fast_stream(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch) {
-    if (in->xb) dot_stream(W, r0, r1, in, y, scratch);
+    if (in->xb) dot_stream(W, r0, r1, in, y, ldy, scratch);
     else if (in->xf && stream_blocks_ok(W, r0, r1)) fp8_float_stream(W, r0, r1, in->xf, y, scratch);
     else if (in->xf) dot_rows(W, r0, r1, in, y, r1 - r0, scratch);
     else float_stream(W, r0, r1, in->x, in->ldx, in->n, y, ldy, scratch);

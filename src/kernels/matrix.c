@@ -139,7 +139,7 @@ static dot_input dot_input_for(const kernel_backend *be, const v4c_matrix *W, co
 /* Whether W with this input goes through be->stream. */
 static int stream_path(const kernel_backend *be, const v4c_matrix *W, const dot_input *in) {
     if (!streams_on() || !be->stream) return 0;
-    return (in->n == 1 && (in->xb || in->xf)) || (in->n <= STREAM_TOKENS && (W->kind == WK_F32 || W->kind == WK_BF16));
+    return (in->n <= 4 && in->xb) || (in->n == 1 && in->xf) || (in->n <= STREAM_TOKENS && (W->kind == WK_F32 || W->kind == WK_BF16));
 }
 
 /* Shares of at least 1 MB, up to 8 per thread, taken as threads come free:
@@ -225,24 +225,27 @@ void matmul(float *y, int ldy, const v4c_matrix *W, int row0, int nrows, const f
 
 void matmul_many(const matmul_job *jobs, int count) {
     const kernel_backend *be = kernel_backend_active();
-    int threads = omp_get_max_threads(), items = 0, cols_max = 0;
-    for (int j = 0; j < count; j++) cols_max = jobs[j].W->cols > cols_max ? jobs[j].W->cols : cols_max;
-    size_t in_bytes = ((size_t)(1 + DOT_TOKENS) * cols_max * 4 + 63) & ~(size_t)63;
-    char *bufs = work_alloc(count * in_bytes);
+    int threads = omp_get_max_threads(), items = 0;
+    size_t in_total = 0;
+    for (int j = 0; j < count; j++) in_total += ((size_t)((jobs[j].n ? jobs[j].n : 1) + DOT_TOKENS) * jobs[j].W->cols * 4 + 63) & ~(size_t)63;
+    char *bufs = work_alloc(in_total);
     float **owned = work_alloc(count * sizeof *owned);
     dot_input *in = work_alloc(count * sizeof *in);
-    int *first = work_alloc((count + 1) * sizeof *first), *rows = work_alloc(count * sizeof *rows);
-    for (int j = 0; j < count; j++) {
+    int *first = work_alloc((count + 1) * sizeof *first), *rows = work_alloc(count * sizeof *rows), cols_max = 0;
+    for (int j = 0, n; j < count; j++) {
         const v4c_matrix *W = jobs[j].W;
         const float *x = jobs[j].x;
+        n = jobs[j].n ? jobs[j].n : 1;
         owned[j] = NULL;
-        if (jobs[j].quantize) x = linear_input(W, x, 1, &owned[j]);
+        if (jobs[j].quantize) x = linear_input(W, x, n, &owned[j]);
         rows[j] = jobs[j].nrows ? jobs[j].nrows : W->rows;
-        in[j] = dot_input_for(be, W, x, W->cols, 1, bufs + j * in_bytes);
+        in[j] = dot_input_for(be, W, x, W->cols, n, bufs);
+        bufs += ((size_t)(n + DOT_TOKENS) * W->cols * 4 + 63) & ~(size_t)63;
         first[j] = items;
-        if (stream_path(be, W, &in[j])) items += stream_shares(W, rows[j], threads);
-        else matmul(jobs[j].y, rows[j], W, jobs[j].row0, rows[j], x, W->cols, 1); /* its own region */
+        if (stream_path(be, W, &in[j])) items += stream_shares(W, rows[j], threads), cols_max = W->cols > cols_max ? W->cols : cols_max;
+        else matmul(jobs[j].y, rows[j], W, jobs[j].row0, rows[j], x, W->cols, n); /* its own region */
     }
+    bufs -= in_total;
     first[count] = items;
     double t_start = omp_get_wtime(), bytes = 0, op_bytes[OP_COUNT] = {0};
     size_t per_thread = stream_scratch(cols_max);
@@ -261,7 +264,7 @@ void matmul_many(const matmul_job *jobs, int count) {
         if (first[j + 1] > first[j]) {
             double b = matrix_bytes(jobs[j].W, rows[j]);
             bytes += b, op_bytes[jobs[j].W->op] += b;
-            profile_add(jobs[j].W, rows[j], 1, &in[j], 0);
+            profile_add(jobs[j].W, rows[j], in[j].n, &in[j], 0);
         }
     for (int o = 0; o < OP_COUNT; o++)
         if (op_bytes[o] > 0) matmul_prof.seconds[o] += seconds * op_bytes[o] / bytes;

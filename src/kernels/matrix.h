@@ -59,17 +59,18 @@ double matrix_bytes(const v4c_matrix *W, int nrows);
  * applying fp8_quant(x, 128) first when W is FP8/FP4. */
 void linear(float *y, const v4c_matrix *W, const float *x, int n);
 
-/* Several products with one row of x each: y[i] = W[row0 + i] . x for
- * i < nrows (nrows 0: all rows), x quantized first as linear() does when
- * `quantize`. With one token they share one parallel region, their rows cut
- * into shares that threads take as they come free (the experts of a MoE
- * layer, wo_a's groups); otherwise one after another. Same results as
+/* Several products of n rows of x each (x: [n][W->cols]; n 0 means 1):
+ * y[t * nrows + i] = W[row0 + i] . x[t] for i < nrows (nrows 0: all rows),
+ * x quantized first as linear() does when `quantize`. Those the backend
+ * streams (a few tokens) share one parallel region, their rows cut into
+ * shares that threads take as they come free (the experts of a MoE layer,
+ * wo_a's groups); the others run one after another. Same results as
  * linear() and matmul(). */
 typedef struct {
     float *y;
     const v4c_matrix *W;
     const float *x;
-    int quantize, row0, nrows;
+    int quantize, row0, nrows, n;
 } matmul_job;
 void matmul_many(const matmul_job *jobs, int count);
 

@@ -22,7 +22,7 @@ void attention_forward(const v4c_model *m, const layer_weights *w, const batch *
     float *q = work_alloc((size_t)n * H * Dh * sizeof(float));
     float *kv = work_alloc((size_t)n * Dh * sizeof(float));
     if (n == 1) { /* one parallel region for both products of x */
-        matmul_job jobs[2] = {{q_lat, &w->wq_a, x, 1, 0, 0}, {kv, &w->wkv, x, 1, 0, 0}};
+        matmul_job jobs[2] = {{q_lat, &w->wq_a, x, 1, 0, 0, 1}, {kv, &w->wkv, x, 1, 0, 0, 1}};
         matmul_many(jobs, 2);
     } else {
         linear(q_lat, &w->wq_a, x, n);
@@ -100,7 +100,7 @@ void attention_forward(const v4c_model *m, const layer_weights *w, const batch *
     float *u = work_alloc((size_t)n * G * olr * sizeof(float));
     if (n == 1) { /* the groups in one parallel region */
         matmul_job jobs[G];
-        for (int g = 0; g < G; g++) jobs[g] = (matmul_job){u + (size_t)g * olr, &w->wo_a, o + (size_t)g * gw, 0, g * olr, olr};
+        for (int g = 0; g < G; g++) jobs[g] = (matmul_job){u + (size_t)g * olr, &w->wo_a, o + (size_t)g * gw, 0, g * olr, olr, 1};
         matmul_many(jobs, G);
     } else {
         for (int g = 0; g < G; g++) matmul(u + (size_t)g * olr, G * olr, &w->wo_a, g * olr, olr, o + (size_t)g * gw, H * Dh, n);

@@ -10,77 +10,66 @@
 #include "util/util.h"
 #include "util/workmem.h"
 
-/* out[n, D] += Expert(x) * g for the n tokens given (rows of x). */
-static void expert_forward(const v4c_config *c, const expert_weights *e, const float *x, const float *g, int n, float *y) {
-    int inter = e->w1.rows, D = c->hidden_size;
-    float lim = c->swiglu_limit;
-    float *h1 = work_alloc((size_t)n * inter * sizeof(float)), *h3 = work_alloc((size_t)n * inter * sizeof(float));
-    float *owned;
-    const float *xin = linear_input(&e->w1, x, n, &owned); /* w1 and w3 share one quantized input */
-    matmul(h1, inter, &e->w1, 0, inter, xin, D, n);
-    matmul(h3, inter, &e->w3, 0, inter, xin, D, n);
-    work_free(owned);
-    for (int j = 0; j < n; j++)
-        for (int i = 0; i < inter; i++) {
-            size_t k = (size_t)j * inter + i;
-            float up = fminf(fmaxf(h3[k], -lim), lim);
-            h1[k] = up * siluf(fminf(h1[k], lim)) * (g ? g[j] : 1.0f);
-        }
-    linear(y, &e->w2, h1, n);
-    work_free(h1);
-    work_free(h3);
-}
-
-/* One token: the K routed experts (in increasing order, as the batch loop
- * below adds them) and the shared one, each phase in one parallel region
- * (matmul_many): w1 and w3 of all, then w2 of all. Same results as the
- * batch path: every output is its own chain whatever the grouping. */
-static void experts_one_token(const v4c_config *c, const layer_weights *w, const float *x, const int *idx, const float *g, float *out) {
-    int K = c->n_experts_per_tok, D = c->hidden_size, ne = K + (c->n_shared_experts > 0);
-    const expert_weights *ex[ne];
-    float gain[ne];
-    size_t off[ne + 1];
-    int order[K];
-    for (int k = 0; k < K; k++) order[k] = k;
-    for (int a = 1; a < K; a++) /* insertion sort of K indices by expert */
-        for (int b = a; b > 0 && idx[order[b]] < idx[order[b - 1]]; b--) {
-            int t = order[b];
-            order[b] = order[b - 1], order[b - 1] = t;
-        }
-    off[0] = 0;
-    for (int k = 0; k < ne; k++) {
-        ex[k] = k < K ? &w->experts[idx[order[k]]] : &w->shared;
-        gain[k] = k < K ? g[order[k]] : 1.0f;
-        off[k + 1] = off[k] + (size_t)ex[k]->w1.rows;
+/* The routed experts (in increasing order, each with its tokens) and the
+ * shared one (all tokens), each phase for all experts at once
+ * (matmul_many: the experts that take a few tokens share one parallel
+ * region): w1 and w3, SwiGLU with the clamp and the routing weight, w2,
+ * then out[t] = sum of the experts' outputs in that order. Every output is
+ * its own chain whatever the grouping, so one token and a batch agree. */
+static void experts_forward(const v4c_config *c, const layer_weights *w, const float *x, const int *idx, const float *g, int n, float *out) {
+    int K = c->n_experts_per_tok, D = c->hidden_size, E = c->n_routed_experts, shared = c->n_shared_experts > 0;
+    int ne = 0, na = 0; /* experts used, (token, expert) assignments */
+    int *cnt = work_alloc((size_t)E * sizeof(int)), *tok = work_alloc(((size_t)n * K + n) * sizeof(int));
+    const expert_weights **ex = work_alloc(((size_t)E + 1) * sizeof *ex);
+    size_t *first = work_alloc(((size_t)E + 2) * sizeof *first), *h_at = work_alloc(((size_t)E + 2) * sizeof *h_at);
+    float *gain = work_alloc(((size_t)n * K + n) * sizeof(float));
+    memset(cnt, 0, (size_t)E * sizeof(int));
+    for (int i = 0; i < n * K; i++) cnt[idx[i]]++;
+    first[0] = h_at[0] = 0;
+    for (int e = 0; e <= E; e++) { /* e == E: the shared expert */
+        int m = e < E ? cnt[e] : shared ? n : 0;
+        if (!m) continue;
+        ex[ne] = e < E ? &w->experts[e] : &w->shared;
+        for (int j = 0; j < n; j++)
+            for (int k = 0; k < (e < E ? K : 1); k++)
+                if (e == E || idx[(size_t)j * K + k] == e) tok[na] = j, gain[na] = e < E ? g[(size_t)j * K + k] : 1.0f, na++;
+        first[ne + 1] = na;
+        h_at[ne + 1] = h_at[ne] + (size_t)m * ex[ne]->w1.rows;
+        ne++;
     }
-    float *h1 = work_alloc(off[ne] * sizeof(float)), *h3 = work_alloc(off[ne] * sizeof(float));
-    float *ye = work_alloc((size_t)ne * D * sizeof(float));
-    matmul_job jobs[2 * ne];
+    float *xe = work_alloc((size_t)na * D * sizeof(float)), *ye = work_alloc((size_t)na * D * sizeof(float));
+    float *h1 = work_alloc(h_at[ne] * sizeof(float)), *h3 = work_alloc(h_at[ne] * sizeof(float));
+    for (int a = 0; a < na; a++) memcpy(xe + (size_t)a * D, x + (size_t)tok[a] * D, D * sizeof(float));
+    matmul_job *jobs = work_alloc((size_t)2 * ne * sizeof *jobs);
     for (int k = 0; k < ne; k++) {
-        jobs[2 * k] = (matmul_job){h1 + off[k], &ex[k]->w1, x, 1, 0, 0};
-        jobs[2 * k + 1] = (matmul_job){h3 + off[k], &ex[k]->w3, x, 1, 0, 0};
+        int m = (int)(first[k + 1] - first[k]);
+        const float *xk = xe + first[k] * D;
+        jobs[2 * k] = (matmul_job){h1 + h_at[k], &ex[k]->w1, xk, 1, 0, 0, m};
+        jobs[2 * k + 1] = (matmul_job){h3 + h_at[k], &ex[k]->w3, xk, 1, 0, 0, m};
     }
     matmul_many(jobs, 2 * ne);
     float lim = c->swiglu_limit;
     for (int k = 0; k < ne; k++) {
-        for (size_t i = off[k]; i < off[k + 1]; i++) {
-            float up = fminf(fmaxf(h3[i], -lim), lim);
-            h1[i] = up * siluf(fminf(h1[i], lim)) * gain[k];
-        }
-        jobs[k] = (matmul_job){ye + (size_t)k * D, &ex[k]->w2, h1 + off[k], 1, 0, 0};
+        int inter = ex[k]->w1.rows;
+        for (size_t a = first[k]; a < first[k + 1]; a++)
+            for (int i = 0; i < inter; i++) {
+                size_t q = h_at[k] + (a - first[k]) * inter + i;
+                float up = fminf(fmaxf(h3[q], -lim), lim);
+                h1[q] = up * siluf(fminf(h1[q], lim)) * gain[a];
+            }
+        jobs[k] = (matmul_job){ye + first[k] * D, &ex[k]->w2, h1 + h_at[k], 1, 0, 0, (int)(first[k + 1] - first[k])};
     }
     matmul_many(jobs, ne);
-    memset(out, 0, (size_t)D * sizeof(float));
-    for (int k = 0; k < ne; k++)
-        for (int d = 0; d < D; d++) out[d] += ye[(size_t)k * D + d];
-    work_free(ye);
-    work_free(h3);
-    work_free(h1);
+    memset(out, 0, (size_t)n * D * sizeof(float));
+    for (int a = 0; a < na; a++)
+        for (int d = 0; d < D; d++) out[(size_t)tok[a] * D + d] += ye[(size_t)a * D + d];
+    work_free(jobs), work_free(h3), work_free(h1), work_free(ye), work_free(xe);
+    work_free(gain), work_free(h_at), work_free(first), work_free(ex), work_free(tok), work_free(cnt);
 }
 
 void moe_forward(const v4c_model *m, const layer_weights *w, const float *x, const int32_t *ids, int n, float *out) {
     const v4c_config *c = &m->cfg;
-    int E = c->n_routed_experts, K = c->n_experts_per_tok, D = c->hidden_size;
+    int E = c->n_routed_experts, K = c->n_experts_per_tok;
     float *s = work_alloc((size_t)n * E * sizeof(float));
     linear(s, &w->gate, x, n);
     int *idx = work_alloc((size_t)n * K * sizeof(int));
@@ -100,39 +89,7 @@ void moe_forward(const v4c_model *m, const layer_weights *w, const float *x, con
         for (int k = 0; k < K; k++) g[(size_t)j * K + k] = sj[ij[k]] / sum * c->route_scale;
     }
 
-    if (n == 1) {
-        experts_one_token(c, w, x, idx, g, out);
-        work_free(biased), work_free(g), work_free(idx), work_free(s);
-        return;
-    }
-    /* Group tokens by expert so each expert's weights are read once. */
-    memset(out, 0, (size_t)n * D * sizeof(float));
-    float *xe = work_alloc((size_t)n * D * sizeof(float)), *ye = work_alloc((size_t)n * D * sizeof(float));
-    float *ge = work_alloc((size_t)n * sizeof(float));
-    int *tok = work_alloc((size_t)n * sizeof(int));
-    for (int e = 0; e < E; e++) {
-        int cnt = 0;
-        for (int j = 0; j < n; j++)
-            for (int k = 0; k < K; k++)
-                if (idx[(size_t)j * K + k] == e) {
-                    tok[cnt] = j;
-                    ge[cnt] = g[(size_t)j * K + k];
-                    memcpy(xe + (size_t)cnt * D, x + (size_t)j * D, D * sizeof(float));
-                    cnt++;
-                }
-        if (!cnt) continue;
-        expert_forward(c, &w->experts[e], xe, ge, cnt, ye);
-        for (int r = 0; r < cnt; r++)
-            for (int d = 0; d < D; d++) out[(size_t)tok[r] * D + d] += ye[(size_t)r * D + d];
-    }
-    if (c->n_shared_experts > 0) {
-        expert_forward(c, &w->shared, x, NULL, n, ye);
-        for (size_t i = 0; i < (size_t)n * D; i++) out[i] += ye[i];
-    }
-    work_free(tok);
-    work_free(ge);
-    work_free(ye);
-    work_free(xe);
+    experts_forward(c, w, x, idx, g, n, out);
     work_free(biased);
     work_free(g);
     work_free(idx);
