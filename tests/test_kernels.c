@@ -224,43 +224,48 @@ static void check_dot(void) {
     }
 }
 
-/* One token through the backend's streams (stream) gives the same bits
- * as the batch kernels over the same rows: for every kind, FP8 with a float
- * input, and rows or blocks with extreme scales (which go exact). Rows
- * 3..148: several 128-row blocks, 4 streams of 36 and a tail of 2. */
+/* The backend's streams (stream) give the same bits as the batch kernels
+ * over the same rows: for every kind at one token, FP8/FP4 with a quantized
+ * input at up to 8 tokens, FP8 with a float input, and rows or blocks with
+ * extreme scales (which go exact). Rows 3..148: several 128-row blocks,
+ * 4 streams of 36 (or 2 of 73) and a tail. */
 static void check_stream(const kernel_backend *be) {
-    const int rows = 151, r0 = 3, r1 = 149;
+    const int rows = 151, r0 = 3, r1 = 149, ld = r1 - r0;
     for (int cols = 1152; cols <= 2176; cols += 1024) /* FP8 rows beyond 2048 columns stream block by block */
     for (int mode = 0; mode < 6; mode++) { /* kinds 0-3; 4: FP8 with a float input; 5: FP8/FP4 extreme scales */
         for (int extreme_kind = WK_FP8; extreme_kind <= (mode == 5 ? WK_FP4 : WK_FP8); extreme_kind++) {
             int kind = mode < 4 ? mode : mode == 4 ? WK_FP8 : extreme_kind, float_input = mode == 4;
+            int quantized = kind >= WK_FP8 && !float_input;
             owned_matrix m = make(kind, rows, cols);
             if (mode == 5) { /* FP8: the second row block; FP4: a few rows */
                 uint8_t *sc = m.scale;
                 if (kind == WK_FP8) sc[cols / 128 + 1] = 200;
                 else for (int r = 40; r < 150; r += 37) sc[(size_t)r * cols / 32 + 5] = 30;
             }
-            float *x = malloc(sizeof(float) * cols), *got = calloc(rows, sizeof(float)), *want = calloc(rows, sizeof(float));
-            for (int i = 0; i < cols; i++) x[i] = frand();
-            int quantized = kind >= WK_FP8 && !float_input;
-            if (quantized) fp8_quant(x, cols, 128);
-            void *buf = aligned_alloc(64, (size_t)(1 + DOT_TOKENS) * cols * 4);
-            size_t scratch_bytes = DOT_SCRATCH(r1 - r0, cols) + KERNEL_SCRATCH(cols) * sizeof(double);
-            void *scratch = aligned_alloc(64, (scratch_bytes + 63) / 64 * 64);
-            dot_input in = {x, cols, 1, NULL, NULL, 0};
-            if (quantized) {
-                CHECK(dot_prepare(kind, x, cols, 1, cols, buf), "one token: input refused");
-                in.xb = buf;
+            for (int n = 1; n <= (quantized ? STREAM_TOKENS : 1); n++) {
+                float *x = malloc(sizeof(float) * n * cols), *got = calloc((size_t)n * ld, sizeof(float)), *want = calloc((size_t)n * ld, sizeof(float));
+                for (int i = 0; i < n * cols; i++) x[i] = frand();
+                if (quantized)
+                    for (int t = 0; t < n; t++) fp8_quant(x + (size_t)t * cols, cols, 128);
+                void *buf = aligned_alloc(64, (size_t)(n + DOT_TOKENS) * cols * 4);
+                size_t scratch_bytes = DOT_SCRATCH(r1 - r0, cols) + KERNEL_SCRATCH(cols) * sizeof(double);
+                void *scratch = aligned_alloc(64, (scratch_bytes + 63) / 64 * 64);
+                dot_input in = {x, cols, n, NULL, NULL, 0};
+                if (quantized) {
+                    CHECK(dot_prepare(kind, x, cols, n, cols, buf), "stream: input refused");
+                    in.xb = buf;
+                }
+                if (float_input) in.xf_scalable = float_prepare(x, cols, 1, cols, buf), in.xf = buf;
+                if (kind >= WK_FP8) dot_rows(&m.W, r0, r1, &in, want, ld, scratch);
+                else be->rows[kind](&m.W, r0, r1, x, NULL, cols, 1, want, ld, scratch);
+                be->stream(&m.W, r0, r1, &in, got, ld, scratch);
+                int differ = 0;
+                for (int i = 0; i < n * ld; i++) differ += memcmp(&got[i], &want[i], sizeof(float)) != 0;
+                CHECK(differ == 0, "stream, %s%s%s, %d columns, %d tokens: %d of %d outputs differ from the batch kernels", weight_kind_name[kind],
+                      float_input ? " (float input)" : "", mode == 5 ? " (extreme scales)" : "", cols, n, differ, n * ld);
+                free(buf), free(scratch), free(x), free(got), free(want);
             }
-            if (float_input) in.xf_scalable = float_prepare(x, cols, 1, cols, buf), in.xf = buf;
-            if (kind >= WK_FP8) dot_rows(&m.W, r0, r1, &in, want, r1 - r0, scratch);
-            else be->rows[kind](&m.W, r0, r1, x, NULL, cols, 1, want, r1 - r0, scratch);
-            be->stream(&m.W, r0, r1, &in, got, r1 - r0, scratch);
-            int differ = 0;
-            for (int r = 0; r < r1 - r0; r++) differ += memcmp(&got[r], &want[r], sizeof(float)) != 0;
-            CHECK(differ == 0, "one token, %s%s%s, %d columns: %d of %d rows differ from the batch kernels", weight_kind_name[kind],
-                  float_input ? " (float input)" : "", mode == 5 ? " (extreme scales)" : "", cols, differ, r1 - r0);
-            free(buf), free(scratch), free(x), free(got), free(want), free(m.data), free(m.scale);
+            free(m.data), free(m.scale);
         }
     }
 }

@@ -487,12 +487,98 @@ DOT static void fp8_block_streams(const v4c_matrix *W, int r0, int r1, const dot
     }
 }
 
+/* 5..8 tokens (NT) of FP8/FP4: x of 8 tokens no longer fits in L1 beside
+ * the rows, so blocks of KB_ROWS rows (inside one FP8 row block) run one
+ * flush period (512 columns) at a time, their double sums waiting in ds;
+ * x is packed step by step (rows of x 2 * cols bytes apart share L1 sets)
+ * and the next block is prefetched into L2 meanwhile. The chains are
+ * gemv_rows' for NT tokens. Rows with extreme FP4 scales: their block goes
+ * through dot_rows. */
+enum { KB_ROWS = 32 };
+INLINE void dot_kblock(const v4c_matrix *W, int r0, int r1, const dot_input *in, int NT, float *y, int ldy, void *scratch) {
+    int cols = W->cols, fp8 = W->kind == WK_FP8, sw = fp8 ? 64 : 128, steps = cols / sw, period = fp8 ? FLUSH_CHUNKS / 2 : FLUSH_CHUNKS / 4;
+    size_t row_bytes = fp8 ? (size_t)cols : (size_t)cols / 2;
+    __m512d *ds = scratch;                           /* KB_ROWS x 8 double sums */
+    uint16_t *xs = (uint16_t *)(ds + KB_ROWS * 8);   /* FP8: x with the block's scales */
+    uint16_t *xp = xs + (size_t)NT * cols;           /* x packed: [step][token][sw] */
+    void *rest = xp + (size_t)NT * cols;
+    fp8_tables T8 = fp8_tables_load();
+    fp4_tables T4 = fp4_tables_load();
+    int packed_block = -1;
+    for (int rb = r0; rb < r1;) {
+        int end = fp8 ? (rb / 128 + 1) * 128 : r1, nr = end - rb < KB_ROWS ? end - rb : KB_ROWS;
+        if (nr > r1 - rb) nr = r1 - rb;
+        if (!fp8 && !fp4_rows_ok(W, rb, 1, nr)) {
+            dot_rows(W, rb, rb + nr, in, y + (rb - r0), ldy, rest);
+            rb += nr;
+            continue;
+        }
+        if (packed_block != (fp8 ? rb / 128 : 0)) { /* x for this block, packed */
+            const uint16_t *src = in->xb;
+            if (fp8) fp8_scale_input(W, rb, in->xb, NT, xs), src = xs;
+            for (int g = 0; g < steps; g++)
+                for (int t = 0; t < NT; t++) memcpy(xp + ((size_t)g * NT + t) * sw, src + (size_t)t * cols + (size_t)g * sw, sw * 2);
+            packed_block = fp8 ? rb / 128 : 0;
+        }
+        const char *next = (const char *)W->data + (size_t)(rb + nr) * row_bytes;
+        size_t ahead = rb + nr < r1 ? (size_t)(r1 - rb - nr < KB_ROWS ? r1 - rb - nr : KB_ROWS) * row_bytes : 0;
+        size_t slice = (ahead / ((size_t)nr * ((steps + period - 1) / period)) + 63) & ~(size_t)63, fetched = 0;
+        for (int g0 = 0; g0 < steps; g0 += period) {
+            int g1 = g0 + period < steps ? g0 + period : steps;
+            for (int i = 0; i < nr; i++) {
+                for (size_t o = 0; o < slice && fetched < ahead; o += 64, fetched += 64) _mm_prefetch(next + fetched, _MM_HINT_T1);
+                __m512 acc[8];
+                _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+                if (fp8) {
+                    const uint8_t *w = (const uint8_t *)W->data + (size_t)(rb + i) * cols;
+                    for (int g = g0; g < g1; g++) {
+                        __m512i w0, w1;
+                        fp8_decode(&T8, w + 64 * g, &w0, &w1);
+                        const uint16_t *xg = xp + (size_t)g * NT * 64;
+                        _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
+                            acc[t] = DP(DP(acc[t], w0, _mm512_loadu_si512(xg + 64 * t)), w1, _mm512_loadu_si512(xg + 64 * t + 32));
+                    }
+                } else {
+                    fp4_row R = {(const uint8_t *)W->data + (size_t)(rb + i) * (cols / 2), (const uint8_t *)W->scale + (size_t)(rb + i) * (cols / 32)};
+                    for (int g = g0; g < g1; g++) {
+                        __m512i c[4];
+                        fp4_decode(&T4, &R, g, c);
+                        __m512i e7 = fp4_scale_words(&R, g);
+                        _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) c[q] = bf16_scale(c[q], e7);
+                        const uint16_t *xg = xp + (size_t)g * NT * 128;
+                        _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
+                            _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) acc[t] = DP(acc[t], c[q], _mm512_loadu_si512(xg + 128 * t + 32 * q));
+                    }
+                }
+                __m512d *d = ds + (size_t)i * 8;
+                if (g0 == 0) _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) d[t] = _mm512_setzero_pd();
+                _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) flush(&acc[t], &d[t]);
+            }
+        }
+        for (int i = 0; i < nr; i++) {
+            float out[8];
+            finish_all(ds + (size_t)i * 8, NT, out);
+            _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) y[(size_t)t * ldy + (rb - r0) + i] = out[t];
+        }
+        rb += nr;
+    }
+}
+
 /* Up to 4 tokens of FP8/FP4 with a quantized input (xb). FP8 streams take
  * each stream's own scaled x for one token over rows of up to 2048 columns,
  * else go block by block (fp8_block_streams). */
 DOT static void dot_stream(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch) {
     int n = in->n, S = streams_for(n), per = (r1 - r0) / S, fp8 = W->kind == WK_FP8;
     int tail = r0 + S * per;
+    if (n > 4 && n <= 8 && in->xb && stream_blocks_ok(W, r0, r1)) {
+        switch (n) {
+        case 5: dot_kblock(W, r0, r1, in, 5, y, ldy, scratch); break;
+        case 6: dot_kblock(W, r0, r1, in, 6, y, ldy, scratch); break;
+        case 7: dot_kblock(W, r0, r1, in, 7, y, ldy, scratch); break;
+        default: dot_kblock(W, r0, r1, in, 8, y, ldy, scratch); break;
+        }
+        return;
+    }
     if (n > 4 || !in->xb || !stream_blocks_ok(W, r0, r1)) tail = r0;
     else if (fp8 && (W->cols > 2048 || n > 1)) {
         fp8_block_streams(W, r0, r1, in, y, ldy, scratch);
@@ -512,7 +598,8 @@ DOT static void dot_stream(const v4c_matrix *W, int r0, int r1, const dot_input 
         STREAM_SHAPES(STREAM_ROWS, n);
 #undef STREAM_ROWS
     }
-    if (tail < r1) dot_rows(W, tail, r1, in, y + (tail - r0), ldy, scratch);
+    for (int a = tail; a < r1; a += 64) /* the rest as matmul's row tiles (a panel of at most 64 rows) */
+        dot_rows(W, a, a + 64 < r1 ? a + 64 : r1, in, y + (a - r0), ldy, scratch);
 }
 
 void dot_rows(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch) {

@@ -139,7 +139,7 @@ static dot_input dot_input_for(const kernel_backend *be, const v4c_matrix *W, co
 /* Whether W with this input goes through be->stream. */
 static int stream_path(const kernel_backend *be, const v4c_matrix *W, const dot_input *in) {
     if (!streams_on() || !be->stream) return 0;
-    return (in->n <= 4 && in->xb) || (in->n == 1 && in->xf) || (in->n <= STREAM_TOKENS && (W->kind == WK_F32 || W->kind == WK_BF16));
+    return (in->n <= STREAM_TOKENS && (in->xb || W->kind == WK_F32 || W->kind == WK_BF16)) || (in->n == 1 && in->xf);
 }
 
 /* Shares of at least 1 MB, up to 8 per thread, taken as threads come free:
@@ -151,9 +151,11 @@ static int stream_shares(const v4c_matrix *W, int nrows, int threads) {
     return shares < 1 ? 1 : shares > 8 * threads ? 8 * threads : shares;
 }
 
+/* The batch kernels' scratch for a row tile, and room for the streams'
+ * double sums and packed inputs beside it (dot_kblock). */
 static size_t stream_scratch(int cols) {
     size_t a = DOT_SCRATCH(ROW_TILE, cols), b = KERNEL_SCRATCH(cols) * sizeof(double);
-    return ((a > b ? a : b) + 63) & ~(size_t)63;
+    return ((a > b ? a : b) + (size_t)32 * cols + 65536 + 63) & ~(size_t)63;
 }
 
 static void profile_add(const v4c_matrix *W, int nrows, int n, const dot_input *in, double seconds) {
