@@ -151,6 +151,15 @@ INLINE void store_sums(const __m512d *ds, int NR, int NT, int stride, int nr, fl
         y[(size_t)t * ldy + i] = out[i * stride + t];
 }
 
+/* The sums of NR rows x NT tokens of a pass on the fly, ds[i * NT + t],
+ * into y[t * ldy + i * rs] (rs: the rows' step, as the kernels take them). */
+INLINE void store_pass(const __m512d *ds, int NR, int NT, int rs, float *y, int ldy) {
+    float out[VA];
+    finish_all(ds, NR * NT, out);
+    _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
+        y[(size_t)t * ldy + (size_t)i * rs] = out[i * NT + t];
+}
+
 /* Up to this many tokens, rows are decoded on the fly; more go through a
  * panel (measured faster from 5 tokens, from 9 on rows of up to 1024
  * columns, where a panel's per-output costs weigh more). */
@@ -185,6 +194,38 @@ static inline int rows_for(int nt) { return nt == 1 ? 8 : nt == 2 ? 4 : nt <= 4 
 /* One token reads STREAMS consecutive sub-spans of a thread's rows side by
  * side (gemv_avx512_fast.c, dot_stream). */
 enum { STREAMS = 4 };
+
+/* Column-blocked streams of a few tokens (dot_kblock, float_kblock):
+ * blocks of KB_ROWS rows run one flush period at a time, their double sums
+ * waiting in memory, while the next block (contiguous: the rows follow
+ * each other) is brought into L2 a slice at a time. */
+enum { KB_ROWS = 32 };
+
+typedef struct {
+    const char *next;
+    size_t ahead, slice, fetched;
+} block_prefetch;
+
+/* For rows [rb, rb + nr) of a span ending at r1, in `units` steps. */
+static inline block_prefetch block_prefetch_start(const void *data, size_t row_bytes, int rb, int nr, int r1, int units) {
+    block_prefetch p = {(const char *)data + (size_t)(rb + nr) * row_bytes, 0, 0, 0};
+    p.ahead = rb + nr < r1 ? (size_t)(r1 - rb - nr < KB_ROWS ? r1 - rb - nr : KB_ROWS) * row_bytes : 0;
+    p.slice = (p.ahead / (size_t)units + 63) & ~(size_t)63;
+    return p;
+}
+
+INLINE void block_prefetch_step(block_prefetch *p) {
+    for (size_t o = 0; o < p->slice && p->fetched < p->ahead; o += 64, p->fetched += 64) _mm_prefetch(p->next + p->fetched, _MM_HINT_T1);
+}
+
+/* The NT sums of each of nr rows (ds[i * 8 + t]) into y[t * ldy + i]. */
+INLINE void block_store(const __m512d *ds, int nr, int NT, float *y, int ldy) {
+    for (int i = 0; i < nr; i++) {
+        float out[8];
+        finish_all(ds + (size_t)i * 8, NT, out);
+        _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) y[(size_t)t * ldy + i] = out[t];
+    }
+}
 
 /* Kernels of gemv_avx512_float.c the dot path and the table use. */
 void fast_rows_float(const v4c_matrix *W, int r0, int r1, const float *x, const double *xd, int ldx, int n, float *y, int ldy, double *scratch);

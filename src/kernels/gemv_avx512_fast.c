@@ -265,14 +265,7 @@ INLINE void gemv_rows(const v4c_matrix *W, int r, int rs, int NR, int NT, const 
                 _Pragma("GCC unroll 16") for (int a = 0; a < NR * NT; a++) flush(&acc[a], &ds[a]);
         }
     }
-    if (rs == 1) {
-        store_sums(ds, NR, NT, NT, NR, y, ldy);
-    } else {
-        float out[VA];
-        finish_all(ds, NR * NT, out);
-        _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
-            y[(size_t)t * ldy + (size_t)i * rs] = out[i * NT + t];
-    }
+    store_pass(ds, NR, NT, rs, y, ldy);
 }
 
 /* MR panel rows (stride `stride`) x NT tokens over kcols columns, same chain
@@ -488,13 +481,10 @@ DOT static void fp8_block_streams(const v4c_matrix *W, int r0, int r1, const dot
 }
 
 /* 5..8 tokens (NT) of FP8/FP4: x of 8 tokens no longer fits in L1 beside
- * the rows, so blocks of KB_ROWS rows (inside one FP8 row block) run one
- * flush period (512 columns) at a time, their double sums waiting in ds;
- * x is packed step by step (rows of x 2 * cols bytes apart share L1 sets)
- * and the next block is prefetched into L2 meanwhile. The chains are
- * gemv_rows' for NT tokens. Rows with extreme FP4 scales: their block goes
+ * the rows, so column-blocked streams (avx512_fast.h) of KB_ROWS rows
+ * inside one FP8 row block, with x packed step by step (rows of x 2 * cols
+ * bytes apart share L1 sets). The chains are gemv_rows' for NT tokens. Rows with extreme FP4 scales: their block goes
  * through dot_rows. */
-enum { KB_ROWS = 32 };
 INLINE void dot_kblock(const v4c_matrix *W, int r0, int r1, const dot_input *in, int NT, float *y, int ldy, void *scratch) {
     int cols = W->cols, fp8 = W->kind == WK_FP8, sw = fp8 ? 64 : 128, steps = cols / sw, period = fp8 ? FLUSH_CHUNKS / 2 : FLUSH_CHUNKS / 4;
     size_t row_bytes = fp8 ? (size_t)cols : (size_t)cols / 2;
@@ -520,13 +510,11 @@ INLINE void dot_kblock(const v4c_matrix *W, int r0, int r1, const dot_input *in,
                 for (int t = 0; t < NT; t++) memcpy(xp + ((size_t)g * NT + t) * sw, src + (size_t)t * cols + (size_t)g * sw, sw * 2);
             packed_block = fp8 ? rb / 128 : 0;
         }
-        const char *next = (const char *)W->data + (size_t)(rb + nr) * row_bytes;
-        size_t ahead = rb + nr < r1 ? (size_t)(r1 - rb - nr < KB_ROWS ? r1 - rb - nr : KB_ROWS) * row_bytes : 0;
-        size_t slice = (ahead / ((size_t)nr * ((steps + period - 1) / period)) + 63) & ~(size_t)63, fetched = 0;
+        block_prefetch pf = block_prefetch_start(W->data, row_bytes, rb, nr, r1, nr * ((steps + period - 1) / period));
         for (int g0 = 0; g0 < steps; g0 += period) {
             int g1 = g0 + period < steps ? g0 + period : steps;
             for (int i = 0; i < nr; i++) {
-                for (size_t o = 0; o < slice && fetched < ahead; o += 64, fetched += 64) _mm_prefetch(next + fetched, _MM_HINT_T1);
+                block_prefetch_step(&pf);
                 __m512 acc[8];
                 _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
                 if (fp8) {
@@ -555,11 +543,7 @@ INLINE void dot_kblock(const v4c_matrix *W, int r0, int r1, const dot_input *in,
                 _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) flush(&acc[t], &d[t]);
             }
         }
-        for (int i = 0; i < nr; i++) {
-            float out[8];
-            finish_all(ds + (size_t)i * 8, NT, out);
-            _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) y[(size_t)t * ldy + (rb - r0) + i] = out[t];
-        }
+        block_store(ds, nr, NT, y + (rb - r0), ldy);
         rb += nr;
     }
 }

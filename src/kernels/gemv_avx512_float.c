@@ -50,10 +50,7 @@ INLINE void float_rows(const v4c_matrix *W, int r, int rs, int NR, int NT, const
         }
         _Pragma("GCC unroll 16") for (int a = 0; a < NR * NT; a++) flush(&acc[a], &ds[a]);
     }
-    float out[VA];
-    finish_all(ds, NR * NT, out);
-    _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
-        y[(size_t)t * ldy + (size_t)i * rs] = out[i * NT + t];
+    store_pass(ds, NR, NT, rs, y, ldy);
 }
 
 /* MR panel rows (stride `stride`) x NT tokens of float x (stride ldx) over
@@ -129,14 +126,12 @@ DOT void fast_rows_float(const v4c_matrix *W, int r0, int r1, const float *x, co
     }
 }
 
-/* 5..8 tokens (NT) over rows of more than 1024 columns: the x of 8 tokens
- * (128 KB at 4096 columns) no longer fits in L1, so blocks of KB_ROWS rows
- * are run one flush period (512 columns) at a time, with their double sums
- * waiting in ds. x is packed step by step (the NT vectors of a step side by
+/* 3..8 tokens (NT) over rows of more than 1024 columns: the x of 8 tokens
+ * (128 KB at 4096 columns) no longer fits in L1, so column-blocked streams
+ * (avx512_fast.h), x packed step by step (the NT vectors of a step side by
  * side): rows of x 16 KB apart fall in the same L1 sets. Each output's
  * chain is float_rows': a float chain per flush period, added to its double
  * sum in column order. */
-enum { KB_ROWS = 32 };
 INLINE void float_kblock(const v4c_matrix *W, int r0, int r1, const float *x0, int ldx, int NT, float *y, int ldy, __m512d *ds, float *x) {
     int steps = W->cols / 16;
     for (int s = 0; s < steps; s++)
@@ -144,15 +139,11 @@ INLINE void float_kblock(const v4c_matrix *W, int r0, int r1, const float *x0, i
     size_t row_bytes = (size_t)W->cols * (W->kind == WK_F32 ? 4 : 2);
     for (int rb = r0; rb < r1; rb += KB_ROWS) {
         int nr = r1 - rb < KB_ROWS ? r1 - rb : KB_ROWS;
-        /* The block is read across its rows; the next one (contiguous) is
-         * brought into L2 meanwhile, a slice per row and period. */
-        const char *next = (const char *)W->data + (size_t)(rb + nr) * row_bytes;
-        size_t ahead = rb + nr < r1 ? (size_t)(r1 - rb - nr < KB_ROWS ? r1 - rb - nr : KB_ROWS) * row_bytes : 0;
-        size_t slice = (ahead / ((size_t)nr * ((steps + F_STEPS - 1) / F_STEPS)) + 63) & ~(size_t)63, fetched = 0;
+        block_prefetch pf = block_prefetch_start(W->data, row_bytes, rb, nr, r1, nr * ((steps + F_STEPS - 1) / F_STEPS));
         for (int s0 = 0; s0 < steps; s0 += F_STEPS) {
             int s1 = s0 + F_STEPS < steps ? s0 + F_STEPS : steps;
             for (int i = 0; i < nr; i++) {
-                for (size_t o = 0; o < slice && fetched < ahead; o += 64, fetched += 64) _mm_prefetch(next + fetched, _MM_HINT_T1);
+                block_prefetch_step(&pf);
                 __m512 acc[8];
                 _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
                 for (int s = s0; s < s1; s++) {
@@ -165,11 +156,7 @@ INLINE void float_kblock(const v4c_matrix *W, int r0, int r1, const float *x0, i
                 _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) flush(&acc[t], &d[t]);
             }
         }
-        for (int i = 0; i < nr; i++) {
-            float out[8];
-            finish_all(ds + (size_t)i * 8, NT, out);
-            _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) y[(size_t)t * ldy + (rb - r0) + i] = out[t];
-        }
+        block_store(ds, nr, NT, y + (rb - r0), ldy);
     }
 }
 
@@ -268,14 +255,7 @@ INLINE void fp8f_rows(const v4c_matrix *W, int r, int rs, int NR, int NT, const 
         if ((s + 4) % F_STEPS == 0 || s + 4 == steps)
             _Pragma("GCC unroll 16") for (int a = 0; a < NR * NT; a++) flush(&acc[a], &ds[a]);
     }
-    if (rs == 1) {
-        store_sums(ds, NR, NT, NT, NR, y, ldy);
-    } else {
-        float out[VA];
-        finish_all(ds, NR * NT, out);
-        _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
-            y[(size_t)t * ldy + (size_t)i * rs] = out[i * NT + t];
-    }
+    store_pass(ds, NR, NT, rs, y, ldy);
 }
 
 DOT void fast_fp8_float_span(const v4c_matrix *W, int r0, int r1, const float *xf, int xf_scalable, int n, float *y, int ldy, float *panel) {
