@@ -229,7 +229,8 @@ void matmul_many(const matmul_job *jobs, int count) {
     const kernel_backend *be = kernel_backend_active();
     int threads = omp_get_max_threads(), items = 0;
     size_t in_total = 0;
-    for (int j = 0; j < count; j++) in_total += ((size_t)((jobs[j].n ? jobs[j].n : 1) + DOT_TOKENS) * jobs[j].W->cols * 4 + 63) & ~(size_t)63;
+    for (int j = 0; j < count; j++)
+        if (jobs[j].n <= STREAM_TOKENS) in_total += ((size_t)((jobs[j].n ? jobs[j].n : 1) + DOT_TOKENS) * jobs[j].W->cols * 4 + 63) & ~(size_t)63;
     char *bufs = work_alloc(in_total);
     float **owned = work_alloc(count * sizeof *owned);
     dot_input *in = work_alloc(count * sizeof *in);
@@ -241,9 +242,14 @@ void matmul_many(const matmul_job *jobs, int count) {
         owned[j] = NULL;
         if (jobs[j].quantize) x = linear_input(W, x, n, &owned[j]);
         rows[j] = jobs[j].nrows ? jobs[j].nrows : W->rows;
+        first[j] = items;
+        if (n > STREAM_TOKENS) { /* a batch: its own region (as matmul would prepare its input itself) */
+            in[j] = (dot_input){x, W->cols, n, NULL, NULL, 0};
+            matmul(jobs[j].y, rows[j], W, jobs[j].row0, rows[j], x, W->cols, n);
+            continue;
+        }
         in[j] = dot_input_for(be, W, x, W->cols, n, bufs);
         bufs += ((size_t)(n + DOT_TOKENS) * W->cols * 4 + 63) & ~(size_t)63;
-        first[j] = items;
         if (stream_path(be, W, &in[j])) items += stream_shares(W, rows[j], threads), cols_max = W->cols > cols_max ? W->cols : cols_max;
         else matmul(jobs[j].y, rows[j], W, jobs[j].row0, rows[j], x, W->cols, n); /* its own region */
     }

@@ -10,61 +10,94 @@
 #include "util/util.h"
 #include "util/workmem.h"
 
+/* Assignments per group of experts run together: a decode step or a
+ * server's batch is one group; prefill's experts (~48 tokens each) go a
+ * few at a time, so the activations stay small and reused (all of a
+ * 512-token chunk's at once took 150 MB of fresh pages per layer). */
+enum { GROUP_ASSIGNMENTS = 64 };
+
+/* The experts [k0, k1) of a layer's list (ex; their assignments
+ * [first[k], first[k+1]) of tokens tok with gains gain), each phase for
+ * all of them at once (matmul_many: those with a few tokens share one
+ * parallel region): w1 and w3, SwiGLU with the clamp and the routing
+ * weight, w2, then out[t] += each expert's output in order. */
+typedef struct {
+    float *xe, *ye, *h1, *h3; /* the group's inputs, outputs, and w1 / w3 products */
+    matmul_job *jobs;
+} group_buffers;
+
+static void experts_group(const v4c_config *c, const expert_weights *const *ex, const size_t *first, const int *tok, const float *gain, int k0,
+                          int k1, const float *x, const group_buffers *b, float *out) {
+    int D = c->hidden_size, ng = k1 - k0;
+    size_t a0 = first[k0], na = first[k1] - a0;
+    float *xe = b->xe, *ye = b->ye, *h1 = b->h1, *h3 = b->h3;
+    matmul_job *jobs = b->jobs;
+    for (size_t a = 0; a < na; a++) memcpy(xe + a * D, x + (size_t)tok[a0 + a] * D, D * sizeof(float));
+    for (int k = k0, at = 0; k < k1; k++) {
+        int m = (int)(first[k + 1] - first[k]);
+        const float *xk = xe + (first[k] - a0) * D;
+        jobs[2 * (k - k0)] = (matmul_job){h1 + at, &ex[k]->w1, xk, 1, 0, 0, m};
+        jobs[2 * (k - k0) + 1] = (matmul_job){h3 + at, &ex[k]->w3, xk, 1, 0, 0, m};
+        at += m * ex[k]->w1.rows;
+    }
+    matmul_many(jobs, 2 * ng);
+    float lim = c->swiglu_limit;
+    for (int k = k0, at = 0; k < k1; k++) {
+        int inter = ex[k]->w1.rows, m = (int)(first[k + 1] - first[k]);
+        for (int r = 0; r < m; r++)
+            for (int i = 0; i < inter; i++) {
+                size_t q = (size_t)at + (size_t)r * inter + i;
+                float up = fminf(fmaxf(h3[q], -lim), lim);
+                h1[q] = up * siluf(fminf(h1[q], lim)) * gain[first[k] + r];
+            }
+        jobs[k - k0] = (matmul_job){ye + (first[k] - a0) * D, &ex[k]->w2, h1 + at, 1, 0, 0, m};
+        at += m * inter;
+    }
+    matmul_many(jobs, ng);
+    for (size_t a = 0; a < na; a++)
+        for (int d = 0; d < D; d++) out[(size_t)tok[a0 + a] * D + d] += ye[a * D + d];
+}
+
 /* The routed experts (in increasing order, each with its tokens) and the
- * shared one (all tokens), each phase for all experts at once
- * (matmul_many: the experts that take a few tokens share one parallel
- * region): w1 and w3, SwiGLU with the clamp and the routing weight, w2,
- * then out[t] = sum of the experts' outputs in that order. Every output is
- * its own chain whatever the grouping, so one token and a batch agree. */
+ * shared one (all tokens), in groups of about GROUP_ASSIGNMENTS: out[t] =
+ * the sum of the experts' outputs in that order. Every output is its own
+ * chain whatever the grouping, so one token and a batch agree. */
 static void experts_forward(const v4c_config *c, const layer_weights *w, const float *x, const int *idx, const float *g, int n, float *out) {
-    int K = c->n_experts_per_tok, D = c->hidden_size, E = c->n_routed_experts, shared = c->n_shared_experts > 0;
+    int K = c->n_experts_per_tok, E = c->n_routed_experts, shared = c->n_shared_experts > 0;
     int ne = 0, na = 0; /* experts used, (token, expert) assignments */
     int *cnt = work_alloc((size_t)E * sizeof(int)), *tok = work_alloc(((size_t)n * K + n) * sizeof(int));
     const expert_weights **ex = work_alloc(((size_t)E + 1) * sizeof *ex);
-    size_t *first = work_alloc(((size_t)E + 2) * sizeof *first), *h_at = work_alloc(((size_t)E + 2) * sizeof *h_at);
+    size_t *first = work_alloc(((size_t)E + 2) * sizeof *first);
     float *gain = work_alloc(((size_t)n * K + n) * sizeof(float));
     memset(cnt, 0, (size_t)E * sizeof(int));
     for (int i = 0; i < n * K; i++) cnt[idx[i]]++;
-    first[0] = h_at[0] = 0;
+    first[0] = 0;
     for (int e = 0; e <= E; e++) { /* e == E: the shared expert */
-        int m = e < E ? cnt[e] : shared ? n : 0;
-        if (!m) continue;
+        if (!(e < E ? cnt[e] : shared ? n : 0)) continue;
         ex[ne] = e < E ? &w->experts[e] : &w->shared;
         for (int j = 0; j < n; j++)
             for (int k = 0; k < (e < E ? K : 1); k++)
                 if (e == E || idx[(size_t)j * K + k] == e) tok[na] = j, gain[na] = e < E ? g[(size_t)j * K + k] : 1.0f, na++;
-        first[ne + 1] = na;
-        h_at[ne + 1] = h_at[ne] + (size_t)m * ex[ne]->w1.rows;
-        ne++;
+        first[++ne] = na;
     }
-    float *xe = work_alloc((size_t)na * D * sizeof(float)), *ye = work_alloc((size_t)na * D * sizeof(float));
-    float *h1 = work_alloc(h_at[ne] * sizeof(float)), *h3 = work_alloc(h_at[ne] * sizeof(float));
-    for (int a = 0; a < na; a++) memcpy(xe + (size_t)a * D, x + (size_t)tok[a] * D, D * sizeof(float));
-    matmul_job *jobs = work_alloc((size_t)2 * ne * sizeof *jobs);
-    for (int k = 0; k < ne; k++) {
-        int m = (int)(first[k + 1] - first[k]);
-        const float *xk = xe + first[k] * D;
-        jobs[2 * k] = (matmul_job){h1 + h_at[k], &ex[k]->w1, xk, 1, 0, 0, m};
-        jobs[2 * k + 1] = (matmul_job){h3 + h_at[k], &ex[k]->w3, xk, 1, 0, 0, m};
+    /* The groups, and buffers for the largest, allocated once. */
+    int *group_end = work_alloc(((size_t)ne + 1) * sizeof(int)), groups = 0;
+    size_t most = 0, most_h = 0, inter = 0;
+    for (int k = 0; k < ne; k++) inter = (size_t)ex[k]->w1.rows > inter ? (size_t)ex[k]->w1.rows : inter;
+    for (int k0 = 0, k1; k0 < ne; k0 = k1) {
+        for (k1 = k0 + 1; k1 < ne && first[k1 + 1] - first[k0] <= GROUP_ASSIGNMENTS; k1++) {
+        }
+        group_end[groups++] = k1;
+        most = first[k1] - first[k0] > most ? first[k1] - first[k0] : most;
     }
-    matmul_many(jobs, 2 * ne);
-    float lim = c->swiglu_limit;
-    for (int k = 0; k < ne; k++) {
-        int inter = ex[k]->w1.rows;
-        for (size_t a = first[k]; a < first[k + 1]; a++)
-            for (int i = 0; i < inter; i++) {
-                size_t q = h_at[k] + (a - first[k]) * inter + i;
-                float up = fminf(fmaxf(h3[q], -lim), lim);
-                h1[q] = up * siluf(fminf(h1[q], lim)) * gain[a];
-            }
-        jobs[k] = (matmul_job){ye + first[k] * D, &ex[k]->w2, h1 + h_at[k], 1, 0, 0, (int)(first[k + 1] - first[k])};
-    }
-    matmul_many(jobs, ne);
+    most_h = most * inter;
+    int D = c->hidden_size;
+    group_buffers b = {work_alloc(most * D * sizeof(float)), work_alloc(most * D * sizeof(float)), work_alloc(most_h * sizeof(float)),
+                       work_alloc(most_h * sizeof(float)), work_alloc((size_t)2 * ne * sizeof(matmul_job))};
     memset(out, 0, (size_t)n * D * sizeof(float));
-    for (int a = 0; a < na; a++)
-        for (int d = 0; d < D; d++) out[(size_t)tok[a] * D + d] += ye[(size_t)a * D + d];
-    work_free(jobs), work_free(h3), work_free(h1), work_free(ye), work_free(xe);
-    work_free(gain), work_free(h_at), work_free(first), work_free(ex), work_free(tok), work_free(cnt);
+    for (int gi = 0, k0 = 0; gi < groups; k0 = group_end[gi++]) experts_group(c, ex, first, tok, gain, k0, group_end[gi], x, &b, out);
+    work_free(b.jobs), work_free(b.h3), work_free(b.h1), work_free(b.ye), work_free(b.xe), work_free(group_end);
+    work_free(gain), work_free(first), work_free(ex), work_free(tok), work_free(cnt);
 }
 
 void moe_forward(const v4c_model *m, const layer_weights *w, const float *x, const int32_t *ids, int n, float *out) {
