@@ -43,10 +43,9 @@ void attention_forward(const v4c_model *m, const layer_weights *w, const batch *
     }
 
     int topk = 0, *sel = NULL, *n_sel = NULL, max_keys = win;
+    if (ratio > 0) compressor_forward(c, &w->comp, b, w->index, x, w->rope_freqs, 0);
     for (int k = 0; ratio > 0 && k < b->n_seq; k++) {
-        const batch_seq *sq = &b->seqs[k];
-        compressor_cache *cc = &sq->caches[w->index].comp;
-        compressor_forward(c, &w->comp, cc, x + (size_t)sq->start * c->hidden_size, sq->n, sq->pos0, w->rope_freqs, 0);
+        const compressor_cache *cc = &b->seqs[k].caches[w->index].comp;
         if (win + cc->n_entries > max_keys) max_keys = win + cc->n_entries;
     }
     if (ratio == 4) {

@@ -85,12 +85,10 @@ static void pool_block(const compressor_cache *cc, int b, int overlap, float *ou
     }
 }
 
-void compressor_forward(const v4c_config *c, const compressor_weights *w, compressor_cache *cc, const float *x, int n, int pos0,
-                        const float *rope_freqs, int for_indexer) {
+/* One sequence's n rows of k_t (K) and s_t (S) into its cache cc. */
+static void compressor_consume(const v4c_config *c, const compressor_weights *w, compressor_cache *cc, const float *K, const float *S, int n,
+                               int pos0, const float *rope_freqs, int for_indexer) {
     int m = w->ratio, d = w->dim, W = w->overlap * d, R = c->rope_dim;
-    float *K = work_alloc((size_t)n * W * sizeof(float)), *S = work_alloc((size_t)n * W * sizeof(float));
-    linear(K, &w->wkv, x, n);
-    linear(S, &w->wgate, x, n);
     for (int i = 0; i < n; i++) {
         int t = pos0 + i, b = t / m, slot = t % m;
         size_t row = ((size_t)(b % COMPRESSOR_SLOTS) * m + slot) * W;
@@ -113,6 +111,21 @@ void compressor_forward(const v4c_config *c, const compressor_weights *w, compre
         } else {
             fp8_quant(e, d - R, 64);
         }
+    }
+}
+
+void compressor_forward(const v4c_config *c, const compressor_weights *w, const batch *b, int layer, const float *x, const float *rope_freqs,
+                        int for_indexer) {
+    int W = w->overlap * w->dim;
+    float *K = work_alloc((size_t)b->n * W * sizeof(float)), *S = work_alloc((size_t)b->n * W * sizeof(float));
+    /* One product for the whole batch: each sequence apart read the
+     * weights once per sequence (a server's step of 8). */
+    linear(K, &w->wkv, x, b->n);
+    linear(S, &w->wgate, x, b->n);
+    for (int k = 0; k < b->n_seq; k++) {
+        const batch_seq *sq = &b->seqs[k];
+        compressor_cache *cc = for_indexer ? &sq->caches[layer].icomp : &sq->caches[layer].comp;
+        compressor_consume(c, w, cc, K + (size_t)sq->start * W, S + (size_t)sq->start * W, sq->n, sq->pos0, rope_freqs, for_indexer);
     }
     work_free(K);
     work_free(S);

@@ -33,9 +33,11 @@ void hc_sinkhorn(float *C, int hc, int iters, float eps);
 /* HC head: [n, hc, D] -> [n, D] (before the final norm). */
 void hc_head(const v4c_config *c, const hc_head_weights *w, const float *X, int n, float *y);
 
-/* §4 compressor: consume k_t, s_t for n tokens; append finished entries. */
-void compressor_forward(const v4c_config *c, const compressor_weights *w, compressor_cache *cc, const float *x, int n, int pos0,
-                        const float *rope_freqs, int for_indexer);
+/* §4 compressor: k_t, s_t of the batch's rows x, consumed by each
+ * sequence's cache of this layer (the indexer's when for_indexer);
+ * finished entries are appended. */
+void compressor_forward(const v4c_config *c, const compressor_weights *w, const batch *b, int layer, const float *x, const float *rope_freqs,
+                        int for_indexer);
 
 /* §4 attention sublayer: x [n, D] -> out [n, D]. */
 void attention_forward(const v4c_model *m, const layer_weights *w, const batch *b, const float *x, float *out);

@@ -32,10 +32,9 @@ void indexer_select(const v4c_model *m, const layer_weights *w, const batch *b, 
         for (int h = 0; h < nI; h++) wts[i * nI + h] *= wscale;
     }
     int max_entries = 1;
+    compressor_forward(c, &ix->comp, b, w->index, x, w->rope_freqs, 1);
     for (int k = 0; k < b->n_seq; k++) {
-        const batch_seq *sq = &b->seqs[k];
-        compressor_cache *cc = &sq->caches[w->index].icomp;
-        compressor_forward(c, &ix->comp, cc, x + (size_t)sq->start * c->hidden_size, sq->n, sq->pos0, w->rope_freqs, 1);
+        const compressor_cache *cc = &b->seqs[k].caches[w->index].icomp;
         if (cc->n_entries > max_entries) max_entries = cc->n_entries;
     }
 
