@@ -198,7 +198,8 @@ enum { STREAMS = 4 };
 /* Column-blocked streams of a few tokens (dot_kblock, float_kblock):
  * blocks of KB_ROWS rows run one flush period at a time, their double sums
  * waiting in memory, while the next block (contiguous: the rows follow
- * each other) is brought into L2 a slice at a time. */
+ * each other) is brought into L2 a slice at a time (block_prefetch; the
+ * panels of rows_span do the same for a thread's next span). */
 enum { KB_ROWS = 32 };
 
 typedef struct {
@@ -206,13 +207,15 @@ typedef struct {
     size_t ahead, slice, fetched;
 } block_prefetch;
 
-/* For rows [rb, rb + nr) of a span ending at r1, in `units` steps. */
-static inline block_prefetch block_prefetch_start(const void *data, size_t row_bytes, int rb, int nr, int r1, int units) {
-    block_prefetch p = {(const char *)data + (size_t)(rb + nr) * row_bytes, 0, 0, 0};
-    p.ahead = rb + nr < r1 ? (size_t)(r1 - rb - nr < KB_ROWS ? r1 - rb - nr : KB_ROWS) * row_bytes : 0;
-    p.slice = (p.ahead / (size_t)units + 63) & ~(size_t)63;
+/* `rows` rows (none if <= 0) from row `next` of data, over `units` steps. */
+static inline block_prefetch block_prefetch_start(const void *data, size_t row_bytes, int next, int rows, size_t units) {
+    block_prefetch p = {(const char *)data + (size_t)next * row_bytes, rows > 0 ? (size_t)rows * row_bytes : 0, 0, 0};
+    p.slice = (p.ahead / (units ? units : 1) + 63) & ~(size_t)63;
     return p;
 }
+
+/* The rows of the block after [rb, rb + nr), within a span ending at r1. */
+static inline int block_after(int rb, int nr, int r1) { return r1 - rb - nr < KB_ROWS ? r1 - rb - nr : KB_ROWS; }
 
 INLINE void block_prefetch_step(block_prefetch *p) {
     for (size_t o = 0; o < p->slice && p->fetched < p->ahead; o += 64, p->fetched += 64) _mm_prefetch(p->next + p->fetched, _MM_HINT_T1);
@@ -232,7 +235,7 @@ void fast_rows_float(const v4c_matrix *W, int r0, int r1, const float *x, const 
 /* FP8 rows [r0, r1) of one 128-row block against n float inputs laid out by
  * float_prepare. */
 void float_stream(const v4c_matrix *W, int r0, int r1, const float *x, int ldx, int n, float *y, int ldy, void *scratch);
-void fp8_float_stream(const v4c_matrix *W, int r0, int r1, const float *xf, float *y, void *scratch);
+int fp8_float_stream(const v4c_matrix *W, int r0, int r1, const float *xf, float *y);
 void fast_fp8_float_span(const v4c_matrix *W, int r0, int r1, const float *xf, int xf_scalable, int n, float *y, int ldy, float *panel);
 
 #endif

@@ -27,7 +27,7 @@ typedef struct {
     int xf_scalable;    /* float_prepare's answer: xf times any scale is exact */
 } dot_input;
 typedef void (*dot_kernel)(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch);
-enum { DOT_TOKENS = 6, STREAM_TOKENS = 8 }; /* tokens per register tile; matmul slices inputs in multiples of it */
+enum { DOT_TOKENS = 6, STREAM_TOKENS = 8 }; /* tokens per register tile (matmul slices inputs in multiples of it); most tokens a stream kernel takes */
 /* Bytes of per-thread scratch dot_rows needs for a span of rows: a bf16
  * panel, an exact row, and the double sums of a column-blocked panel. */
 #define DOT_SCRATCH(rows, cols) (((size_t)(rows) + 12) * (cols) * 2 + (size_t)(cols) * 4 + 64 + ((size_t)(rows) + 4) * DOT_TOKENS * 64)
@@ -36,10 +36,9 @@ typedef struct kernel_backend_s {
     const char *name;
     rows_kernel rows[WK_COUNT];
     dot_kernel dot; /* FP8/FP4 through bf16 dot products, or NULL */
-    /* The rows read as a few long streams, for up to 4 tokens of FP8/FP4
-     * with xb, one with xf (as matmul prepared them), or up to
-     * STREAM_TOKENS of F32/BF16 (x);
-     * NULL: rows/dot as for a batch. */
+    /* The rows read as a few long streams, for up to STREAM_TOKENS tokens
+     * of FP8/FP4 with xb or of F32/BF16 (x), or one token with xf (as
+     * matmul prepared them); NULL: rows/dot as for a batch. */
     void (*stream)(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch);
     const struct kernel_backend_s *exact; /* rows a NULL entry above falls back to */
 } kernel_backend;

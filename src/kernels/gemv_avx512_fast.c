@@ -404,12 +404,10 @@ DOT static void rows_span(const v4c_matrix *W, int r0, int r1, const dot_input *
     __m512d *dsum = (__m512d *)(((uintptr_t)(P + (size_t)(nr + MR + 2) * cols) + 63) & ~(uintptr_t)63);
     /* While the tiles run, bring the rows the thread takes next (matmul
      * hands each thread consecutive spans) into L2 for the next decode. */
-    size_t row_bytes = fp8 ? (size_t)cols : (size_t)cols / 2, ahead = r1 < W->rows ? (size_t)(W->rows - r1 < nr ? W->rows - r1 : nr) * row_bytes : 0;
-    size_t tiles = (size_t)((n + MT - 1) / MT) * ((cols + K_BLOCK - 1) / K_BLOCK) * ((nr + MR - 1) / MR), slice = (ahead / tiles + 63) & ~(size_t)63;
-    const char *next = (const char *)W->data + (size_t)r1 * row_bytes;
-    size_t fetched = 0;
+    size_t tiles = (size_t)((n + MT - 1) / MT) * ((cols + K_BLOCK - 1) / K_BLOCK) * ((nr + MR - 1) / MR);
+    block_prefetch pf = block_prefetch_start(W->data, fp8 ? (size_t)cols : (size_t)cols / 2, r1, W->rows - r1 < nr ? W->rows - r1 : nr, tiles);
     for (panel_tile p = {0}; panel_next(&p, n, nr, cols);) {
-        for (size_t o = 0; o < slice && fetched < ahead; o += 64, fetched += 64) _mm_prefetch(next + fetched, _MM_HINT_T1);
+        block_prefetch_step(&pf);
         const uint16_t *Pi = P + (size_t)p.i * cols + p.k0, *Xk = in->xb + (size_t)p.t0 * cols + p.k0;
         float *yt = y + (size_t)p.t0 * ldy + p.i;
         __m512d *ds = dsum + (size_t)p.i * MT;
@@ -447,10 +445,6 @@ DOT static int fp4_rows_ok(const v4c_matrix *W, int r, int rs, int nr) {
     return 1;
 }
 
-/* FP8 rows of long rows: the streams of each 128-row block in turn (32
- * rows each), sharing the block's scaled x. Copies of x per stream would
- * not fit in L1 beside the streams (4 x 16 KB at 8192 columns; measured
- * 43 -> 40 GB/s at 4096 x 8192). */
 /* K(NR, NT) for the streams of nt tokens: 4 streams for 1-2 tokens, 2 for
  * 3-4 (NR * NT <= VA). */
 static inline int streams_for(int nt) { return nt <= 2 ? STREAMS : 2; }
@@ -464,6 +458,10 @@ static inline int streams_for(int nt) { return nt <= 2 ? STREAMS : 2; }
         }                                                                                                                                 \
     } while (0)
 
+/* FP8 rows, one or more tokens: the streams of each 128-row block in turn,
+ * sharing the block's scaled x. Copies of x per stream would not fit in L1
+ * beside the streams on long rows (4 x 16 KB at 8192 columns; measured 43
+ * -> 40 GB/s at 4096 x 8192). */
 DOT static void fp8_block_streams(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch) {
     int n = in->n, S = streams_for(n);
     uint16_t *xs = scratch, *rest = xs + (size_t)n * W->cols;
@@ -483,8 +481,8 @@ DOT static void fp8_block_streams(const v4c_matrix *W, int r0, int r1, const dot
 /* 5..8 tokens (NT) of FP8/FP4: x of 8 tokens no longer fits in L1 beside
  * the rows, so column-blocked streams (avx512_fast.h) of KB_ROWS rows
  * inside one FP8 row block, with x packed step by step (rows of x 2 * cols
- * bytes apart share L1 sets). The chains are gemv_rows' for NT tokens. Rows with extreme FP4 scales: their block goes
- * through dot_rows. */
+ * bytes apart share L1 sets). The chains are gemv_rows' for NT tokens.
+ * A block with extreme FP4 scales goes through dot_rows. */
 INLINE void dot_kblock(const v4c_matrix *W, int r0, int r1, const dot_input *in, int NT, float *y, int ldy, void *scratch) {
     int cols = W->cols, fp8 = W->kind == WK_FP8, sw = fp8 ? 64 : 128, steps = cols / sw, period = fp8 ? FLUSH_CHUNKS / 2 : FLUSH_CHUNKS / 4;
     size_t row_bytes = fp8 ? (size_t)cols : (size_t)cols / 2;
@@ -510,7 +508,7 @@ INLINE void dot_kblock(const v4c_matrix *W, int r0, int r1, const dot_input *in,
                 for (int t = 0; t < NT; t++) memcpy(xp + ((size_t)g * NT + t) * sw, src + (size_t)t * cols + (size_t)g * sw, sw * 2);
             packed_block = fp8 ? rb / 128 : 0;
         }
-        block_prefetch pf = block_prefetch_start(W->data, row_bytes, rb, nr, r1, nr * ((steps + period - 1) / period));
+        block_prefetch pf = block_prefetch_start(W->data, row_bytes, rb + nr, block_after(rb, nr, r1), (size_t)nr * ((steps + period - 1) / period));
         for (int g0 = 0; g0 < steps; g0 += period) {
             int g1 = g0 + period < steps ? g0 + period : steps;
             for (int i = 0; i < nr; i++) {
@@ -548,28 +546,14 @@ INLINE void dot_kblock(const v4c_matrix *W, int r0, int r1, const dot_input *in,
     }
 }
 
-/* Up to 4 tokens of FP8/FP4 with a quantized input (xb). FP8 streams take
- * each stream's own scaled x for one token over rows of up to 2048 columns,
- * else go block by block (fp8_block_streams). */
-DOT static void dot_stream(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch) {
+/* One row of each of S streams per pass over [r0, r1): FP4 with x as it
+ * is, FP8 (one token, rows of up to 2048 columns) with each stream's own
+ * copy of x scaled for its row block. Returns where the rows it left
+ * (fewer than S) begin. */
+DOT static int row_streams(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch) {
     int n = in->n, S = streams_for(n), per = (r1 - r0) / S, fp8 = W->kind == WK_FP8;
-    int tail = r0 + S * per;
-    if (n > 4 && n <= 8 && in->xb && stream_blocks_ok(W, r0, r1)) {
-        switch (n) {
-        case 5: dot_kblock(W, r0, r1, in, 5, y, ldy, scratch); break;
-        case 6: dot_kblock(W, r0, r1, in, 6, y, ldy, scratch); break;
-        case 7: dot_kblock(W, r0, r1, in, 7, y, ldy, scratch); break;
-        default: dot_kblock(W, r0, r1, in, 8, y, ldy, scratch); break;
-        }
-        return;
-    }
-    if (n > 4 || !in->xb || !stream_blocks_ok(W, r0, r1)) tail = r0;
-    else if (fp8 && (W->cols > 2048 || n > 1)) {
-        fp8_block_streams(W, r0, r1, in, y, ldy, scratch);
-        return;
-    }
-    uint16_t *xs = scratch; /* FP8: each stream's x with its row block's scales */
-    for (int j = 0; r0 < tail && j < per; j++) {
+    uint16_t *xs = scratch;
+    for (int j = 0; j < per; j++) {
         int r = r0 + j;
         if (fp8) {
             for (int s = 0; s < S; s++)
@@ -582,7 +566,32 @@ DOT static void dot_stream(const v4c_matrix *W, int r0, int r1, const dot_input 
         STREAM_SHAPES(STREAM_ROWS, n);
 #undef STREAM_ROWS
     }
-    for (int a = tail; a < r1; a += 64) /* the rest as matmul's row tiles (a panel of at most 64 rows) */
+    return r0 + S * per;
+}
+
+/* Up to 8 tokens of FP8/FP4 with a quantized input (xb): 1-4 by row
+ * streams (FP8 with several tokens or long rows block by block), 5-8
+ * column-blocked; what they leave, and inputs they cannot take, as
+ * matmul's row tiles would (dot_rows, panels of at most 64 rows). */
+DOT static void dot_stream(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch) {
+    int n = in->n, rest = r0;
+    if (in->xb && n <= STREAM_TOKENS && stream_blocks_ok(W, r0, r1)) {
+        if (n > 4) {
+            switch (n) {
+            case 5: dot_kblock(W, r0, r1, in, 5, y, ldy, scratch); break;
+            case 6: dot_kblock(W, r0, r1, in, 6, y, ldy, scratch); break;
+            case 7: dot_kblock(W, r0, r1, in, 7, y, ldy, scratch); break;
+            default: dot_kblock(W, r0, r1, in, 8, y, ldy, scratch); break;
+            }
+            rest = r1;
+        } else if (W->kind == WK_FP8 && (W->cols > 2048 || n > 1)) {
+            fp8_block_streams(W, r0, r1, in, y, ldy, scratch);
+            rest = r1;
+        } else {
+            rest = row_streams(W, r0, r1, in, y, ldy, scratch);
+        }
+    }
+    for (int a = rest; a < r1; a += 64)
         dot_rows(W, a, a + 64 < r1 ? a + 64 : r1, in, y + (a - r0), ldy, scratch);
 }
 
@@ -596,17 +605,22 @@ void dot_rows(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y
     }
 }
 
+/* By streams: up to 8 tokens of FP8/FP4 with a quantized input, one with a
+ * float input (wo_a), up to STREAM_TOKENS of F32/BF16 (gemv_avx512_float.c);
+ * what they leave as for a batch. */
+void fast_stream(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch) {
+    if (in->xb) {
+        dot_stream(W, r0, r1, in, y, ldy, scratch);
+    } else if (in->xf) {
+        int rest = in->n == 1 && stream_blocks_ok(W, r0, r1) ? fp8_float_stream(W, r0, r1, in->xf, y) : r0;
+        if (rest < r1) dot_rows(W, rest, r1, in, y + (rest - r0), ldy, scratch);
+    } else {
+        float_stream(W, r0, r1, in->x, in->ldx, in->n, y, ldy, scratch);
+    }
+}
+
 /* FP8/FP4 matrices the dot path cannot take (columns not a multiple of 64,
  * float scales) run the exact kernels. */
-/* By streams: up to 4 tokens of FP8/FP4 with a quantized input, one with a
- * float input (wo_a), up to STREAM_TOKENS of F32/BF16 (gemv_avx512_float.c);
- * the rest as for a batch. */
-void fast_stream(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch) {
-    if (in->xb) dot_stream(W, r0, r1, in, y, ldy, scratch);
-    else if (in->xf && stream_blocks_ok(W, r0, r1)) fp8_float_stream(W, r0, r1, in->xf, y, scratch);
-    else if (in->xf) dot_rows(W, r0, r1, in, y, r1 - r0, scratch);
-    else float_stream(W, r0, r1, in->x, in->ldx, in->n, y, ldy, scratch);
-}
 
 const kernel_backend backend_avx512_fast = {
     "avx512", {fast_rows_float, fast_rows_float, NULL, NULL}, dot_rows, fast_stream, &backend_avx512};

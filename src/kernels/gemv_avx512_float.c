@@ -139,7 +139,7 @@ INLINE void float_kblock(const v4c_matrix *W, int r0, int r1, const float *x0, i
     size_t row_bytes = (size_t)W->cols * (W->kind == WK_F32 ? 4 : 2);
     for (int rb = r0; rb < r1; rb += KB_ROWS) {
         int nr = r1 - rb < KB_ROWS ? r1 - rb : KB_ROWS;
-        block_prefetch pf = block_prefetch_start(W->data, row_bytes, rb, nr, r1, nr * ((steps + F_STEPS - 1) / F_STEPS));
+        block_prefetch pf = block_prefetch_start(W->data, row_bytes, rb + nr, block_after(rb, nr, r1), (size_t)nr * ((steps + F_STEPS - 1) / F_STEPS));
         for (int s0 = 0; s0 < steps; s0 += F_STEPS) {
             int s1 = s0 + F_STEPS < steps ? s0 + F_STEPS : steps;
             for (int i = 0; i < nr; i++) {
@@ -293,13 +293,10 @@ DOT void fast_fp8_float_span(const v4c_matrix *W, int r0, int r1, const float *x
 }
 
 /* One token of FP8 rows [r0, r1) with a float input, as STREAMS streams; the
- * block scales stay on the weights (each stream has its own block). */
-DOT void fp8_float_stream(const v4c_matrix *W, int r0, int r1, const float *xf, float *y, void *scratch) {
-    int per = (r1 - r0) / STREAMS, tail = r0 + STREAMS * per;
+ * block scales stay on the weights (each stream has its own block).
+ * Returns where the rows it left (fewer than STREAMS) begin. */
+DOT int fp8_float_stream(const v4c_matrix *W, int r0, int r1, const float *xf, float *y) {
+    int per = (r1 - r0) / STREAMS;
     for (int j = 0; j < per; j++) fp8f_rows(W, r0 + j, per, STREAMS, 1, xf, 0, y + j, 1);
-    for (int a = tail; a < r1;) { /* the rest block by block, as a batch would */
-        int b = (a / 128 + 1) * 128 < r1 ? (a / 128 + 1) * 128 : r1;
-        fast_fp8_float_span(W, a, b, xf, 0, 1, y + (a - r0), 1, scratch);
-        a = b;
-    }
+    return r0 + STREAMS * per;
 }

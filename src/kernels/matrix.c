@@ -145,9 +145,11 @@ static int stream_path(const kernel_backend *be, const v4c_matrix *W, const dot_
 /* Shares of at least 1 MB, up to 8 per thread, taken as threads come free:
  * memory speed differs between cores from moment to moment (decode,
  * alternating runs: 10.0-13.1 -> 15.2-18.7 tok/s against one static half
- * per thread). */
-static int stream_shares(const v4c_matrix *W, int nrows, int threads) {
+ * per thread). A product worth a parallel region gets a share per thread
+ * at least. */
+static int stream_shares(const v4c_matrix *W, int nrows, int n, int threads) {
     int shares = (int)(matrix_bytes(W, nrows) / (1 << 20));
+    if (shares < threads && (size_t)nrows * W->cols * (n + 1) > 65536) shares = threads;
     return shares < 1 ? 1 : shares > 8 * threads ? 8 * threads : shares;
 }
 
@@ -165,10 +167,10 @@ static void profile_add(const v4c_matrix *W, int nrows, int n, const dot_input *
     matmul_prof.bytes[W->op] += matrix_bytes(W, nrows);
 }
 
-void matmul(float *y, int ldy, const v4c_matrix *W, int row0, int nrows, const float *x, int ldx, int n) {
-    double t_start = omp_get_wtime();
-    const kernel_backend *be = kernel_backend_active();
-    int cols = W->cols, tiles = (nrows + ROW_TILE - 1) / ROW_TILE, max_threads = omp_get_max_threads();
+/* A batch through the row-tile kernels, in its own parallel region. */
+static void matmul_tiles(const kernel_backend *be, const v4c_matrix *W, int row0, int nrows, const dot_input *in, float *y, int ldy) {
+    int cols = W->cols, n = in->n, ldx = in->ldx, tiles = (nrows + ROW_TILE - 1) / ROW_TILE, max_threads = omp_get_max_threads();
+    const float *x = in->x;
     /* Work items: row tiles, and for a matrix of fewer tiles than threads
      * with many inputs (mHC's 24-row mixes, in prefill) slices of the inputs
      * too. Every output is its own summation chain, so the split does not
@@ -181,93 +183,84 @@ void matmul(float *y, int ldy, const v4c_matrix *W, int row0, int nrows, const f
     }
     int items = tiles * slices;
     int parallel = items > 1 && (size_t)nrows * cols * (n + 1) > 65536;
-    int threads = parallel ? max_threads : 1;
-    dot_input in = dot_input_for(be, W, x, ldx, n, reuse_get(0, (size_t)(n + DOT_TOKENS) * cols * 4));
-    int dot = in.xb || in.xf;
-    /* One token: shares of rows, each read by the backend as a few long
-     * streams (the rows kernel below takes row tiles: fine for a batch,
-     * which is compute bound). */
-    int one = stream_path(be, W, &in);
-    size_t per_thread = one ? stream_scratch(cols) : dot ? DOT_SCRATCH(ROW_TILE, cols) : KERNEL_SCRATCH(cols) * sizeof(double);
+    int threads = parallel ? max_threads : 1, dot = in->xb || in->xf;
+    size_t per_thread = dot ? DOT_SCRATCH(ROW_TILE, cols) : KERNEL_SCRATCH(cols) * sizeof(double);
     per_thread = (per_thread + 63) & ~(size_t)63;
     char *scratch = reuse_get(1, threads * per_thread);
-    if (one) {
-        int shares = parallel ? stream_shares(W, nrows, threads) : 1;
-        shares = shares < threads && parallel ? threads : shares;
-        int share = (nrows + shares - 1) / shares;
-#pragma omp parallel for schedule(dynamic, 1) if (parallel)
-        for (int t = 0; t < shares; t++) {
-            int r0 = t * share, r1 = r0 + share < nrows ? r0 + share : nrows;
-            if (r0 < r1) be->stream(W, row0 + r0, row0 + r1, &in, y + r0, ldy, scratch + (size_t)omp_get_thread_num() * per_thread);
-        }
-    } else {
-        rows_kernel k = be->rows[W->kind] ? be->rows[W->kind] : be->exact->rows[W->kind];
-        /* The exact kernels take the inputs in double; the fast ones do not (the
-         * copy would be n x cols doubles per call). */
-        double *xd = dot || (be->exact && be->rows[W->kind]) ? NULL : matmul_prepare_input(W->kind, x, ldx, n, cols);
-        /* Each weight row is read once per item and used for all its inputs. */
+    rows_kernel k = be->rows[W->kind] ? be->rows[W->kind] : be->exact->rows[W->kind];
+    /* The exact kernels take the inputs in double; the fast ones do not (the
+     * copy would be n x cols doubles per call). */
+    double *xd = dot || (be->exact && be->rows[W->kind]) ? NULL : matmul_prepare_input(W->kind, x, ldx, n, cols);
+    /* Each weight row is read once per item and used for all its inputs. */
 #pragma omp parallel for schedule(static) if (parallel)
-        for (int it = 0; it < items; it++) {
-            int t = it / slices, j0 = it % slices * slice, nj = n - j0 < slice ? n - j0 : slice;
-            int r0 = t * ROW_TILE, r1 = r0 + ROW_TILE < nrows ? r0 + ROW_TILE : nrows;
-            void *mine = scratch + (size_t)omp_get_thread_num() * per_thread;
-            float *yt = y + (size_t)j0 * ldy + r0;
-            if (dot) {
-                dot_input part = {x + (size_t)j0 * ldx, ldx, nj, in.xb ? in.xb + (size_t)j0 * cols : NULL, in.xf ? in.xf + (size_t)j0 * cols : NULL,
-                                  in.xf_scalable};
-                be->dot(W, row0 + r0, row0 + r1, &part, yt, ldy, mine);
-            } else {
-                k(W, row0 + r0, row0 + r1, x + (size_t)j0 * ldx, xd ? xd + (size_t)j0 * cols : NULL, ldx, nj, yt, ldy, mine);
-            }
+    for (int it = 0; it < items; it++) {
+        int t = it / slices, j0 = it % slices * slice, nj = n - j0 < slice ? n - j0 : slice;
+        int r0 = t * ROW_TILE, r1 = r0 + ROW_TILE < nrows ? r0 + ROW_TILE : nrows;
+        void *mine = scratch + (size_t)omp_get_thread_num() * per_thread;
+        float *yt = y + (size_t)j0 * ldy + r0;
+        if (dot) {
+            dot_input part = {x + (size_t)j0 * ldx, ldx, nj, in->xb ? in->xb + (size_t)j0 * cols : NULL, in->xf ? in->xf + (size_t)j0 * cols : NULL,
+                              in->xf_scalable};
+            be->dot(W, row0 + r0, row0 + r1, &part, yt, ldy, mine);
+        } else {
+            k(W, row0 + r0, row0 + r1, x + (size_t)j0 * ldx, xd ? xd + (size_t)j0 * cols : NULL, ldx, nj, yt, ldy, mine);
         }
-        free(xd);
     }
-    profile_add(W, nrows, n, &in, omp_get_wtime() - t_start);
+    free(xd);
 }
 
+/* Bytes of a prepared input for n tokens of `cols` columns (dot_prepare,
+ * float_prepare), rounded to a cache line. */
+static size_t input_bytes(int n, int cols) { return ((size_t)(n + DOT_TOKENS) * cols * 4 + 63) & ~(size_t)63; }
+
 void matmul_many(const matmul_job *jobs, int count) {
+    double t_start = omp_get_wtime(), batch_seconds = 0;
     const kernel_backend *be = kernel_backend_active();
-    int threads = omp_get_max_threads(), items = 0;
-    size_t in_total = 0;
+    int threads = omp_get_max_threads(), items = 0, cols_max = 0;
+    size_t in_total = 0, in_at = 0;
     for (int j = 0; j < count; j++)
-        if (jobs[j].n <= STREAM_TOKENS) in_total += ((size_t)((jobs[j].n ? jobs[j].n : 1) + DOT_TOKENS) * jobs[j].W->cols * 4 + 63) & ~(size_t)63;
-    char *bufs = work_alloc(in_total);
+        if (jobs[j].n <= STREAM_TOKENS) in_total += input_bytes(jobs[j].n, jobs[j].W->cols);
+    char *bufs = work_alloc(in_total); /* the streamed jobs' inputs: they run together, after all are prepared */
     float **owned = work_alloc(count * sizeof *owned);
     dot_input *in = work_alloc(count * sizeof *in);
-    int *first = work_alloc((count + 1) * sizeof *first), *rows = work_alloc(count * sizeof *rows), cols_max = 0;
-    for (int j = 0, n; j < count; j++) {
-        const v4c_matrix *W = jobs[j].W;
-        const float *x = jobs[j].x;
-        n = jobs[j].n ? jobs[j].n : 1;
+    int *first = work_alloc((count + 1) * sizeof *first), *rows = work_alloc(count * sizeof *rows);
+    for (int j = 0; j < count; j++) {
+        const matmul_job *jb = &jobs[j];
+        const v4c_matrix *W = jb->W;
+        const float *x = jb->x;
+        int n = jb->n, ldx = jb->ldx ? jb->ldx : W->cols;
+        double t0 = omp_get_wtime();
         owned[j] = NULL;
-        if (jobs[j].quantize) x = linear_input(W, x, n, &owned[j]);
-        rows[j] = jobs[j].nrows ? jobs[j].nrows : W->rows;
+        if (jb->quantize) x = linear_input(W, x, n, &owned[j]), ldx = W->cols;
+        rows[j] = jb->nrows ? jb->nrows : W->rows;
         first[j] = items;
-        if (n > STREAM_TOKENS) { /* a batch: its own region (as matmul would prepare its input itself) */
-            in[j] = (dot_input){x, W->cols, n, NULL, NULL, 0};
-            matmul(jobs[j].y, rows[j], W, jobs[j].row0, rows[j], x, W->cols, n);
-            continue;
+        int few = n <= STREAM_TOKENS;
+        in[j] = dot_input_for(be, W, x, ldx, n, few ? bufs + in_at : reuse_get(0, input_bytes(n, W->cols)));
+        if (few && stream_path(be, W, &in[j])) {
+            in_at += input_bytes(n, W->cols);
+            items += stream_shares(W, rows[j], n, threads);
+            cols_max = W->cols > cols_max ? W->cols : cols_max;
+        } else {
+            matmul_tiles(be, W, jb->row0, rows[j], &in[j], jb->y, jb->ldy ? jb->ldy : rows[j]);
+            profile_add(W, rows[j], n, &in[j], omp_get_wtime() - t0);
+            batch_seconds += omp_get_wtime() - t0;
         }
-        in[j] = dot_input_for(be, W, x, W->cols, n, bufs);
-        bufs += ((size_t)(n + DOT_TOKENS) * W->cols * 4 + 63) & ~(size_t)63;
-        if (stream_path(be, W, &in[j])) items += stream_shares(W, rows[j], threads), cols_max = W->cols > cols_max ? W->cols : cols_max;
-        else matmul(jobs[j].y, rows[j], W, jobs[j].row0, rows[j], x, W->cols, n); /* its own region */
     }
-    bufs -= in_total;
     first[count] = items;
-    double t_start = omp_get_wtime(), bytes = 0, op_bytes[OP_COUNT] = {0};
+    double bytes = 0, op_bytes[OP_COUNT] = {0};
     size_t per_thread = stream_scratch(cols_max);
-    char *scratch = reuse_get(1, threads * per_thread);
+    char *scratch = items ? reuse_get(1, threads * per_thread) : NULL;
 #pragma omp parallel for schedule(dynamic, 1) if (items > 1)
     for (int it = 0; it < items; it++) {
         int j = 0;
         while (first[j + 1] <= it) j++;
         int shares = first[j + 1] - first[j], share = (rows[j] + shares - 1) / shares, r0 = (it - first[j]) * share;
-        int r1 = r0 + share < rows[j] ? r0 + share : rows[j], row0 = jobs[j].row0;
-        if (r0 < r1) be->stream(jobs[j].W, row0 + r0, row0 + r1, &in[j], jobs[j].y + r0, rows[j], scratch + (size_t)omp_get_thread_num() * per_thread);
+        int r1 = r0 + share < rows[j] ? r0 + share : rows[j], row0 = jobs[j].row0, ldy = jobs[j].ldy ? jobs[j].ldy : rows[j];
+        if (r0 < r1) be->stream(jobs[j].W, row0 + r0, row0 + r1, &in[j], jobs[j].y + r0, ldy, scratch + (size_t)omp_get_thread_num() * per_thread);
     }
-    /* The region's time, split over the operations by bytes. */
-    double seconds = omp_get_wtime() - t_start;
+    /* The streamed jobs' time (with their preparation), split over their
+     * operations by bytes. */
+    double seconds = omp_get_wtime() - t_start - batch_seconds;
     for (int j = 0; j < count; j++)
         if (first[j + 1] > first[j]) {
             double b = matrix_bytes(jobs[j].W, rows[j]);
@@ -278,6 +271,12 @@ void matmul_many(const matmul_job *jobs, int count) {
         if (op_bytes[o] > 0) matmul_prof.seconds[o] += seconds * op_bytes[o] / bytes;
     for (int j = 0; j < count; j++) work_free(owned[j]);
     work_free(rows), work_free(first), work_free(in), work_free(owned), work_free(bufs);
+}
+
+void matmul(float *y, int ldy, const v4c_matrix *W, int row0, int nrows, const float *x, int ldx, int n) {
+    if (nrows <= 0 || n <= 0) return;
+    matmul_job job = {y, ldy, W, row0, nrows, x, ldx, n, 0};
+    matmul_many(&job, 1);
 }
 
 const float *linear_input(const v4c_matrix *W, const float *x, int n, float **owned) {

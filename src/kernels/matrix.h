@@ -59,18 +59,21 @@ double matrix_bytes(const v4c_matrix *W, int nrows);
  * applying fp8_quant(x, 128) first when W is FP8/FP4. */
 void linear(float *y, const v4c_matrix *W, const float *x, int n);
 
-/* Several products of n rows of x each (x: [n][W->cols]; n 0 means 1):
- * y[t * nrows + i] = W[row0 + i] . x[t] for i < nrows (nrows 0: all rows),
- * x quantized first as linear() does when `quantize`. Those the backend
- * streams (a few tokens) share one parallel region, their rows cut into
- * shares that threads take as they come free (the experts of a MoE layer,
+/* Several matmul()s: y[t * ldy + i] = W[row0 + i] . x[t * ldx ...] for
+ * i < nrows, t < n, x quantized first as linear() does when `quantize`
+ * (then ldx must be W->cols; nrows 0: all of W's rows; ldx 0: W->cols;
+ * ldy 0: nrows). Those the
+ * backend streams (a few tokens) share one parallel region, their rows cut
+ * into shares that threads take as they come free (a MoE layer's experts,
  * wo_a's groups); the others run one after another. Same results as
- * linear() and matmul(). */
+ * matmul() and linear() one by one. */
 typedef struct {
     float *y;
+    int ldy;
     const v4c_matrix *W;
+    int row0, nrows;
     const float *x;
-    int quantize, row0, nrows, n;
+    int ldx, n, quantize;
 } matmul_job;
 void matmul_many(const matmul_job *jobs, int count);
 

@@ -21,13 +21,8 @@ void attention_forward(const v4c_model *m, const layer_weights *w, const batch *
     float *q_lat = work_alloc((size_t)n * qr * sizeof(float));
     float *q = work_alloc((size_t)n * H * Dh * sizeof(float));
     float *kv = work_alloc((size_t)n * Dh * sizeof(float));
-    if (n == 1) { /* one parallel region for both products of x */
-        matmul_job jobs[2] = {{q_lat, &w->wq_a, x, 1, 0, 0, 1}, {kv, &w->wkv, x, 1, 0, 0, 1}};
-        matmul_many(jobs, 2);
-    } else {
-        linear(q_lat, &w->wq_a, x, n);
-        linear(kv, &w->wkv, x, n);
-    }
+    matmul_job qkv[2] = {{q_lat, 0, &w->wq_a, 0, 0, x, 0, n, 1}, {kv, 0, &w->wkv, 0, 0, x, 0, n, 1}}; /* one region for a few tokens */
+    matmul_many(qkv, 2);
     for (int i = 0; i < n; i++) rmsnorm(q_lat + (size_t)i * qr, q_lat + (size_t)i * qr, w->q_norm, qr, eps);
     linear(q, &w->wq_b, q_lat, n);
     for (int i = 0; i < n; i++) {
@@ -97,13 +92,9 @@ void attention_forward(const v4c_model *m, const layer_weights *w, const batch *
      * block of wo_a (dequantized only: no activation quantization), then wo_b. */
     int G = c->o_groups, olr = c->o_lora_rank, gw = H * Dh / G;
     float *u = work_alloc((size_t)n * G * olr * sizeof(float));
-    if (n == 1) { /* the groups in one parallel region */
-        matmul_job jobs[G];
-        for (int g = 0; g < G; g++) jobs[g] = (matmul_job){u + (size_t)g * olr, &w->wo_a, o + (size_t)g * gw, 0, g * olr, olr, 1};
-        matmul_many(jobs, G);
-    } else {
-        for (int g = 0; g < G; g++) matmul(u + (size_t)g * olr, G * olr, &w->wo_a, g * olr, olr, o + (size_t)g * gw, H * Dh, n);
-    }
+    matmul_job groups[G];
+    for (int g = 0; g < G; g++) groups[g] = (matmul_job){u + (size_t)g * olr, G * olr, &w->wo_a, g * olr, olr, o + (size_t)g * gw, H * Dh, n, 0};
+    matmul_many(groups, G);
     linear(out, &w->wo_b, u, n);
 
     work_free(u);

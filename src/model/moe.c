@@ -16,15 +16,16 @@
  * 512-token chunk's at once took 150 MB of fresh pages per layer). */
 enum { GROUP_ASSIGNMENTS = 64 };
 
+typedef struct {
+    float *xe, *ye, *h1, *h3; /* the group's inputs, outputs, and w1 / w3 products */
+    matmul_job *jobs;
+} group_buffers;
+
 /* The experts [k0, k1) of a layer's list (ex; their assignments
  * [first[k], first[k+1]) of tokens tok with gains gain), each phase for
  * all of them at once (matmul_many: those with a few tokens share one
  * parallel region): w1 and w3, SwiGLU with the clamp and the routing
  * weight, w2, then out[t] += each expert's output in order. */
-typedef struct {
-    float *xe, *ye, *h1, *h3; /* the group's inputs, outputs, and w1 / w3 products */
-    matmul_job *jobs;
-} group_buffers;
 
 static void experts_group(const v4c_config *c, const expert_weights *const *ex, const size_t *first, const int *tok, const float *gain, int k0,
                           int k1, const float *x, const group_buffers *b, float *out) {
@@ -35,9 +36,11 @@ static void experts_group(const v4c_config *c, const expert_weights *const *ex, 
     for (size_t a = 0; a < na; a++) memcpy(xe + a * D, x + (size_t)tok[a0 + a] * D, D * sizeof(float));
     for (int k = k0, at = 0; k < k1; k++) {
         int m = (int)(first[k + 1] - first[k]);
-        const float *xk = xe + (first[k] - a0) * D;
-        jobs[2 * (k - k0)] = (matmul_job){h1 + at, &ex[k]->w1, xk, 1, 0, 0, m};
-        jobs[2 * (k - k0) + 1] = (matmul_job){h3 + at, &ex[k]->w3, xk, 1, 0, 0, m};
+        float *xk = xe + (first[k] - a0) * D;
+        if (matrix_quantizes_input(&ex[k]->w1)) /* w1 and w3 share one quantized input */
+            for (int r = 0; r < m; r++) fp8_quant(xk + (size_t)r * D, D, 128);
+        jobs[2 * (k - k0)] = (matmul_job){h1 + at, 0, &ex[k]->w1, 0, 0, xk, 0, m, 0};
+        jobs[2 * (k - k0) + 1] = (matmul_job){h3 + at, 0, &ex[k]->w3, 0, 0, xk, 0, m, 0};
         at += m * ex[k]->w1.rows;
     }
     matmul_many(jobs, 2 * ng);
@@ -50,7 +53,7 @@ static void experts_group(const v4c_config *c, const expert_weights *const *ex, 
                 float up = fminf(fmaxf(h3[q], -lim), lim);
                 h1[q] = up * siluf(fminf(h1[q], lim)) * gain[first[k] + r];
             }
-        jobs[k - k0] = (matmul_job){ye + (first[k] - a0) * D, &ex[k]->w2, h1 + at, 1, 0, 0, m};
+        jobs[k - k0] = (matmul_job){ye + (first[k] - a0) * D, 0, &ex[k]->w2, 0, 0, h1 + at, 0, m, 1};
         at += m * inter;
     }
     matmul_many(jobs, ng);
