@@ -3,7 +3,8 @@
  * memory (what decode gets), and GEMM GFLOP/s at prefill-like token
  * counts (attention's wo_a: FP8 with a float input). Random weights with scales near 1.
  * build: see bench/kernel_bench.sh; OMP_NUM_THREADS sets the threads;
- * `kernel_bench gemm` runs the GEMMs only, `kernel_bench gemv` the GEMVs. */
+ * `kernel_bench gemm` runs the GEMMs only, `kernel_bench gemv` the GEMVs,
+ * `kernel_bench streams` the streams against the batch kernels. */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,8 +28,10 @@ static void *huge_alloc(size_t n) {
     return p;
 }
 
-/* `copies` matrices of rows x cols of kind k, read in turn. */
-static void run(weight_kind k, int rows, int cols, int copies, int reps, const char *where, int n) {
+/* `copies` matrices of rows x cols of kind k, read in turn; best of reps.
+ * With ab, reps alternate the batch kernels and the streams (matmul_streams
+ * 0 and 1) and the means of both are printed. */
+static void run_ab(weight_kind k, int rows, int cols, int copies, int reps, const char *where, int n, int ab) {
     int raw = !strncmp(where, "float", 5); /* FP8 with a float input (wo_a): matmul, no quantization */
     size_t data = k == WK_FP4 ? (size_t)rows * cols / 2 : k == WK_FP8 ? (size_t)rows * cols : (size_t)rows * cols * 2;
     size_t scales = k == WK_FP4 ? (size_t)rows * cols / 32 : k == WK_FP8 ? (size_t)(rows / 128) * (cols / 128) : 0;
@@ -52,6 +55,24 @@ static void run(weight_kind k, int rows, int cols, int copies, int reps, const c
     float *x = malloc(sizeof(float) * cols * n), *y = malloc(sizeof(float) * rows * n);
     for (int i = 0; i < cols * n; i++) x[i] = (float)((rand() % 2001) - 1000) / 1000.0f;
     for (int c = 0; c < copies; c++) raw ? matmul(y, rows, &W[c], 0, rows, x, cols, n) : linear(y, &W[c], x, n); /* warm */
+    if (ab) {
+        double sum[2] = {0, 0};
+        for (int r = 0; r < reps; r++)
+            for (int m = 0; m < 2; m++) {
+                matmul_streams = m;
+                double t = now();
+                for (int c = 0; c < copies; c++) raw ? matmul(y, rows, &W[c], 0, rows, x, cols, n) : linear(y, &W[c], x, n);
+                sum[m] += now() - t;
+            }
+        matmul_streams = 1;
+        double bytes = (double)(data + scales) * copies * reps;
+        printf("%-5s %6d x %5d  %d token%s%s  rows side by side %7.2f GB/s %8.2f ms | streams %7.2f GB/s %8.2f ms\n", weight_kind_name[k], rows, cols, n,
+               n > 1 ? "s" : " ", raw ? " (float input)" : "", bytes / sum[0] / 1e9, sum[0] / reps / copies * 1e3, bytes / sum[1] / 1e9,
+               sum[1] / reps / copies * 1e3);
+        munmap(mem, (data + scales) * copies + 64);
+        free(W), free(x), free(y);
+        return;
+    }
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
         double t = now();
@@ -69,9 +90,30 @@ static void run(weight_kind k, int rows, int cols, int copies, int reps, const c
     free(W), free(x), free(y);
 }
 
+static void run(weight_kind k, int rows, int cols, int copies, int reps, const char *where, int n) { run_ab(k, rows, cols, copies, reps, where, n, 0); }
+
+/* The streams against the batch kernels, alternating in one process
+ * (BENCHMARKS.md): decode's shapes from memory, then the 129,280 x 4096
+ * BF16 head at 1-8 tokens. */
+static void streams_ab(void) {
+    const struct {
+        weight_kind k;
+        int rows, cols;
+        const char *where;
+    } shapes[] = {{WK_FP4, 2048, 4096, ""}, {WK_FP4, 4096, 2048, ""}, {WK_FP8, 32768, 1024, ""}, {WK_FP8, 4096, 8192, ""},
+                  {WK_FP8, 1024, 4096, "float"}, {WK_BF16, 4096, 4096, ""}};
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
+        run_ab(shapes[i].k, shapes[i].rows, shapes[i].cols, (int)((512u << 20) / ((size_t)shapes[i].rows * shapes[i].cols)), 10, shapes[i].where, 1, 1);
+    for (int n = 1; n <= 8; n *= 2) run_ab(WK_BF16, 129280, 4096, 1, 4, "", n, 1);
+}
+
 int main(int argc, char **argv) {
     int only_gemm = argc > 1 && !strcmp(argv[1], "gemm"), only_gemv = argc > 1 && !strcmp(argv[1], "gemv");
     printf("kernels: %s\n", kernel_backend_active()->name);
+    if (argc > 1 && !strcmp(argv[1], "streams")) {
+        streams_ab();
+        return 0;
+    }
     weight_kind kinds[] = {WK_FP4, WK_FP8, WK_BF16};
     int shapes[][2] = {{2048, 4096}, {4096, 4096}, {4096, 4096}};
     for (int i = 0; i < 3 && !only_gemm; i++) {

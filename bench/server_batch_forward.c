@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "kernels/matrix.h" /* the per-operation times */
 #include "v4c.h"
 
 static double now(void) {
@@ -35,6 +36,7 @@ int main(int argc, char **argv) {
         }
         int steps = 60;
         v4c_batch_feed(ss, ids, counts, B, logits, err);
+        matmul_profile_reset();
         double t = now();
         for (int s = 0; s < steps; s++)
             if (v4c_batch_feed(ss, ids, counts, B, logits, err)) {
@@ -43,7 +45,9 @@ int main(int argc, char **argv) {
             }
         double dt = (now() - t) / steps;
         if (B == 1) base = 1 / dt;
-        printf("batch %d: %.2f ms per step, %.1f tok/s (%.2fx)\n", B, dt * 1e3, B / dt, B / dt / base);
+        printf("batch %d: %.2f ms per step, %.1f tok/s (%.2fx); products:", B, dt * 1e3, B / dt, B / dt / base);
+        for (int o = 0; o < OP_COUNT; o++) printf(" %s %.2f ms", op_class_name[o], matmul_prof.seconds[o] / steps * 1e3);
+        printf("\n");
         for (int i = 0; i < B; i++) v4c_session_free(ss[i]);
     }
     /* what the scheduler adds per sequence and step: sampling a token */

@@ -29,7 +29,7 @@ echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(node -
 # the engine alone: batched decode steps without the server
 lib=$(dirname "$V4C")/libv4c_core.a
 if [ -f "$lib" ]; then
-  gcc -O2 -fopenmp -Iinclude bench/server_batch_forward.c "$lib" $(pkg-config --libs jansson libpcre2-8 libmicrohttpd openblas) -lm -o "$tmp/bf"
+  gcc -O2 -fopenmp -Iinclude -Isrc bench/server_batch_forward.c "$lib" $(pkg-config --libs jansson libpcre2-8 libmicrohttpd openblas) -lm -o "$tmp/bf"
   "$tmp/bf" "$tmp/model"
 fi
 one=$(node bench/server_load.js "$port" 1 "$secs" "$max" "$temp")
