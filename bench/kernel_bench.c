@@ -4,11 +4,13 @@
  * counts (attention's wo_a: FP8 with a float input). Random weights with scales near 1.
  * build: see bench/kernel_bench.sh; OMP_NUM_THREADS sets the threads;
  * `kernel_bench gemm` runs the GEMMs only, `kernel_bench gemv` the GEMVs,
- * `kernel_bench streams` the streams against the batch kernels. */
+ * `kernel_bench streams` the streams against the batch kernels,
+ * `kernel_bench tokens` GFLOP/s at 1-8 tokens in L2 and from memory. */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <omp.h>
 #include <sys/mman.h>
 #include <time.h>
 
@@ -30,8 +32,9 @@ static void *huge_alloc(size_t n) {
 
 /* `copies` matrices of rows x cols of kind k, read in turn; best of reps.
  * With ab, reps alternate the batch kernels and the streams (matmul_streams
- * 0 and 1) and the means of both are printed. */
-static void run_ab(weight_kind k, int rows, int cols, int copies, int reps, const char *where, int n, int ab) {
+ * 0 and 1) and the means of both are printed; with flops, GFLOP/s and GB/s
+ * whatever the token count. */
+static void run_ab(weight_kind k, int rows, int cols, int copies, int reps, const char *where, int n, int ab, int flops) {
     int raw = !strncmp(where, "float", 5); /* FP8 with a float input (wo_a): matmul, no quantization */
     size_t data = k == WK_FP4 ? (size_t)rows * cols / 2 : k == WK_FP8 ? (size_t)rows * cols : (size_t)rows * cols * 2;
     size_t scales = k == WK_FP4 ? (size_t)rows * cols / 32 : k == WK_FP8 ? (size_t)(rows / 128) * (cols / 128) : 0;
@@ -80,17 +83,17 @@ static void run_ab(weight_kind k, int rows, int cols, int copies, int reps, cons
         t = now() - t;
         if (t < best) best = t;
     }
-    if (n == 1)
+    if (n == 1 && !flops)
         printf("%-5s %5d x %5d  %-9s %8.1f MB  %7.2f GB/s  %7.1f us/matrix\n", weight_kind_name[k], rows, cols, where,
                (data + scales) * copies / 1e6, (data + scales) * copies / best / 1e9, best / copies * 1e6);
     else
-        printf("%-5s %5d x %5d  %3d tokens%s  %7.1f GFLOP/s  %7.1f us/matrix\n", weight_kind_name[k], rows, cols, n, raw ? " (float input)" : "",
-               2.0 * rows * cols * n * copies / best / 1e9, best / copies * 1e6);
+        printf("%-5s %6d x %5d  %d token%s%s  %7.1f GFLOP/s %7.2f GB/s %9.1f us/matrix\n", weight_kind_name[k], rows, cols, n, n > 1 ? "s" : " ",
+               raw ? " (float input)" : "", 2.0 * rows * cols * n * copies / best / 1e9, (data + scales) * copies / best / 1e9, best / copies * 1e6);
     munmap(mem, (data + scales) * copies + 64);
     free(W), free(x), free(y);
 }
 
-static void run(weight_kind k, int rows, int cols, int copies, int reps, const char *where, int n) { run_ab(k, rows, cols, copies, reps, where, n, 0); }
+static void run(weight_kind k, int rows, int cols, int copies, int reps, const char *where, int n) { run_ab(k, rows, cols, copies, reps, where, n, 0, 0); }
 
 /* The streams against the batch kernels, alternating in one process
  * (BENCHMARKS.md): decode's shapes from memory, then the 129,280 x 4096
@@ -103,13 +106,35 @@ static void streams_ab(void) {
     } shapes[] = {{WK_FP4, 2048, 4096, ""}, {WK_FP4, 4096, 2048, ""}, {WK_FP8, 32768, 1024, ""}, {WK_FP8, 4096, 8192, ""},
                   {WK_FP8, 1024, 4096, "float"}, {WK_BF16, 4096, 4096, ""}};
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
-        run_ab(shapes[i].k, shapes[i].rows, shapes[i].cols, (int)((512u << 20) / ((size_t)shapes[i].rows * shapes[i].cols)), 10, shapes[i].where, 1, 1);
-    for (int n = 1; n <= 8; n *= 2) run_ab(WK_BF16, 129280, 4096, 1, 4, "", n, 1);
+        run_ab(shapes[i].k, shapes[i].rows, shapes[i].cols, (int)((512u << 20) / ((size_t)shapes[i].rows * shapes[i].cols)), 10, shapes[i].where, 1, 1, 0);
+    for (int n = 1; n <= 8; n *= 2) run_ab(WK_BF16, 129280, 4096, 1, 4, "", n, 1, 0);
+}
+
+/* A few tokens (the server's batches): GFLOP/s of each product at 1-8
+ * tokens with the weights in L2 (about 256 KB a thread: what a core
+ * computes) and from memory (what a batched decode step gets). */
+static void tokens(void) {
+    const struct {
+        weight_kind k;
+        int rows, cols;
+    } shapes[] = {{WK_BF16, 129280, 128}, {WK_BF16, 129280, 4096}, {WK_FP8, 4096, 8192}, {WK_FP8, 32768, 1024}, {WK_FP4, 2048, 4096}};
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
+        for (int n = 1; n <= 8; n *= 2) {
+            int rows = shapes[i].rows, cols = shapes[i].cols;
+            size_t per_row = (size_t)cols * (shapes[i].k == WK_BF16 ? 4 : shapes[i].k == WK_FP8 ? 2 : 1) / 2;
+            int l2 = (int)((256u << 10) * omp_get_max_threads() / per_row) / 128 * 128;
+            run_ab(shapes[i].k, l2 < 128 ? 128 : l2, cols, 1, 2000, "", n, 0, 1);
+            run_ab(shapes[i].k, rows, cols, (int)((512u << 20) / ((size_t)rows * per_row) + 1), 4, "", n, 0, 1);
+        }
 }
 
 int main(int argc, char **argv) {
     int only_gemm = argc > 1 && !strcmp(argv[1], "gemm"), only_gemv = argc > 1 && !strcmp(argv[1], "gemv");
     printf("kernels: %s\n", kernel_backend_active()->name);
+    if (argc > 1 && !strcmp(argv[1], "tokens")) {
+        tokens();
+        return 0;
+    }
     if (argc > 1 && !strcmp(argv[1], "streams")) {
         streams_ab();
         return 0;

@@ -273,24 +273,29 @@ static void check_stream(const kernel_backend *be) {
 /* F32/BF16 stream up to STREAM_TOKENS tokens: the same bits as the batch
  * kernels, for every token count (4, 2 and 1 streams). */
 static void check_stream_tokens(const kernel_backend *be) {
-    const int rows = 151, cols = 1152, r0 = 3, r1 = 149;
-    for (int kind = WK_F32; kind <= WK_BF16; kind++) {
-        owned_matrix m = make(kind, rows, cols);
-        float *x = malloc(sizeof(float) * STREAM_TOKENS * cols);
-        float *got = malloc(sizeof(float) * STREAM_TOKENS * rows), *want = malloc(sizeof(float) * STREAM_TOKENS * rows);
-        for (int i = 0; i < STREAM_TOKENS * cols; i++) x[i] = frand();
-        void *scratch = aligned_alloc(64, (KERNEL_SCRATCH(cols) * sizeof(double) + 63) / 64 * 64);
-        for (int n = 2; n <= STREAM_TOKENS; n++) {
-            dot_input in = {x, cols, n, NULL, NULL, 0};
-            be->rows[kind](&m.W, r0, r1, x, NULL, cols, n, want, rows, scratch);
-            be->stream(&m.W, r0, r1, &in, got, rows, scratch);
-            int differ = 0;
-            for (int t = 0; t < n; t++)
-                for (int r = 0; r < r1 - r0; r++) differ += memcmp(&got[t * rows + r], &want[t * rows + r], sizeof(float)) != 0;
-            CHECK(differ == 0, "stream, %s, %d tokens: %d outputs differ from the batch kernels", weight_kind_name[kind], n, differ);
+    /* long rows (column-blocked streams), rows of one flush period (8-row
+     * groups, their tails), and a row of one step */
+    const int shapes[][3] = {{151, 1152, 3}, {151, 128, 3}, {203, 512, 5}, {37, 16, 1}};
+    for (size_t sh = 0; sh < sizeof shapes / sizeof *shapes; sh++)
+        for (int kind = WK_F32; kind <= WK_BF16; kind++) {
+            const int rows = shapes[sh][0], cols = shapes[sh][1], r0 = shapes[sh][2], r1 = rows - 2;
+            owned_matrix m = make(kind, rows, cols);
+            float *x = malloc(sizeof(float) * STREAM_TOKENS * cols);
+            float *got = malloc(sizeof(float) * STREAM_TOKENS * rows), *want = malloc(sizeof(float) * STREAM_TOKENS * rows);
+            for (int i = 0; i < STREAM_TOKENS * cols; i++) x[i] = frand();
+            void *scratch = aligned_alloc(64, (KERNEL_SCRATCH(cols) * sizeof(double) + 63) / 64 * 64);
+            for (int n = 2; n <= STREAM_TOKENS; n++) {
+                dot_input in = {x, cols, n, NULL, NULL, 0};
+                be->rows[kind](&m.W, r0, r1, x, NULL, cols, n, want, rows, scratch);
+                be->stream(&m.W, r0, r1, &in, got, rows, scratch);
+                int differ = 0;
+                for (int t = 0; t < n; t++)
+                    for (int r = 0; r < r1 - r0; r++) differ += memcmp(&got[t * rows + r], &want[t * rows + r], sizeof(float)) != 0;
+                CHECK(differ == 0, "stream, %s %dx%d, %d tokens: %d outputs differ from the batch kernels", weight_kind_name[kind], rows, cols, n,
+                      differ);
+            }
+            free(scratch), free(x), free(got), free(want), free(m.data), free(m.scale);
         }
-        free(scratch), free(x), free(got), free(want), free(m.data), free(m.scale);
-    }
 }
 
 /* Sparse MQA attention: the blocked AVX-512 path and the portable one

@@ -160,6 +160,45 @@ INLINE void float_kblock(const v4c_matrix *W, int r0, int r1, const float *x0, i
     }
 }
 
+/* 3..8 tokens (NT) over rows of one flush period (at most 512 columns: the
+ * tiny models' head), NR rows a tile. Each output's chain is float_rows',
+ * but its flushed double sums wait in ds until 8 rows are done, and then
+ * finish8 reduces the 8 rows of one token at once into 8 consecutive
+ * outputs: one vector store instead of 8 scattered ones, and the reductions
+ * of 8 tokens are independent, so they overlap the next rows' FMAs instead
+ * of one row's reduction waiting for its chain. Measured on Zen 5, the
+ * 129,280 x 128 BF16 head on both cores: 8 tokens 1.73-1.89 -> 1.36 ms, 4
+ * tokens 1.03 -> 0.69 ms. Returns where the rows it left (fewer than 8)
+ * begin. */
+INLINE int float_short(const v4c_matrix *W, int r0, int r1, const float *x, int ldx, int NR, int NT, float *y, int ldy) {
+    int steps = W->cols / 16, r = r0;
+    __m512d ds[8][8]; /* [token][row of the group] */
+    for (; r + 8 <= r1; r += 8) {
+        for (int i0 = 0; i0 < 8; i0 += NR) {
+            __m512 acc[16];
+            _Pragma("GCC unroll 16") for (int a = 0; a < NR * NT; a++) acc[a] = _mm512_setzero_ps();
+            for (int s = 0; s < steps; s++) {
+                __m512 w[4];
+                _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) w[i] = decode16(W, r + i0 + i, 16 * s);
+                _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) {
+                    __m512 xv = _mm512_loadu_ps(x + (size_t)t * ldx + 16 * s);
+                    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) acc[i * NT + t] = _mm512_fmadd_ps(w[i], xv, acc[i * NT + t]);
+                }
+            }
+            _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) {
+                ds[t][i0 + i] = _mm512_setzero_pd();
+                flush(&acc[i * NT + t], &ds[t][i0 + i]);
+            }
+        }
+        float out[8];
+        _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) {
+            finish8(ds[t], out);
+            memcpy(y + (size_t)t * ldy + (r - r0), out, sizeof out);
+        }
+    }
+    return r;
+}
+
 /* n <= 8 tokens of F32/BF16 rows [r0, r1) as S sequential sub-spans, one
  * row of each per pass (dot_stream's reasoning); the same chains. S * n <= 8
  * accumulators: more were measured slower (the x vectors of all tokens are
@@ -176,6 +215,19 @@ DOT void float_stream(const v4c_matrix *W, int r0, int r1, const float *x, int l
         case 7: float_kblock(W, r0, r1, x, ldx, 7, y, ldy, ds, xp); break;
         default: float_kblock(W, r0, r1, x, ldx, 8, y, ldy, ds, xp); break;
         }
+        return;
+    }
+    if (n > 2 && W->cols <= 16 * F_STEPS && W->cols % 16 == 0) {
+        int rest;
+        switch (n) {
+        case 3: rest = float_short(W, r0, r1, x, ldx, 4, 3, y, ldy); break;
+        case 4: rest = float_short(W, r0, r1, x, ldx, 4, 4, y, ldy); break;
+        case 5: rest = float_short(W, r0, r1, x, ldx, 2, 5, y, ldy); break;
+        case 6: rest = float_short(W, r0, r1, x, ldx, 2, 6, y, ldy); break;
+        case 7: rest = float_short(W, r0, r1, x, ldx, 2, 7, y, ldy); break;
+        default: rest = float_short(W, r0, r1, x, ldx, 2, 8, y, ldy); break;
+        }
+        if (rest < r1) fast_rows_float(W, rest, r1, x, NULL, ldx, n, y + (rest - r0), ldy, scratch);
         return;
     }
     int S = n <= 2 ? STREAMS : n <= 4 ? 2 : 1, per = (r1 - r0) / S, tail = W->cols % 16 ? r0 : r0 + S * per;
