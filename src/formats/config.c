@@ -49,6 +49,7 @@ static int validate(const v4c_config *c, const char *path, char *err) {
     REQUIRE(c->n_hash_layers <= c->n_layers, "%s: num_hash_layers (%d) exceeds num_hidden_layers (%d)", path, c->n_hash_layers, c->n_layers);
     REQUIRE(c->n_layers + c->n_mtp <= V4C_MAX_LAYERS, "%s: %d layers + MTP blocks exceed the supported %d", path, c->n_layers + c->n_mtp, V4C_MAX_LAYERS);
     REQUIRE(c->hc_sinkhorn_iters >= 1, "%s: hc_sinkhorn_iters must be >= 1", path);
+    REQUIRE(c->hc_mult <= 16, "%s: hc_mult (%d) must be at most 16", path, c->hc_mult);
     REQUIRE(c->norm_eps > 0 && c->hc_eps >= 0, "%s: rms_norm_eps must be > 0 and hc_eps >= 0", path);
     REQUIRE(c->rope_theta > 0 && c->compress_rope_theta > 0, "%s: rope_theta and compress_rope_theta must be > 0", path);
     REQUIRE(c->yarn_orig_max_pos == 0 || c->yarn_factor > 0, "%s: rope_scaling.factor must be > 0", path);

@@ -45,6 +45,7 @@ void hc_pre(const v4c_config *c, const hc_weights *w, const float *X, int n, flo
     int hc = c->hc_mult, D = c->hidden_size, rows = (2 + hc) * hc;
     float *mix = work_alloc((size_t)n * rows * sizeof(float));
     hc_mix(c, w->fn, rows, X, n, mix);
+#pragma omp parallel for if (n >= 4)
     for (int t = 0; t < n; t++) {
         const float *mx = mix + (size_t)t * rows, *Xt = X + (size_t)t * hc * D;
         float *yt = y + (size_t)t * D, *C = comb + (size_t)t * hc * hc;
@@ -60,23 +61,25 @@ void hc_pre(const v4c_config *c, const hc_weights *w, const float *X, int n, flo
     work_free(mix);
 }
 
+/* Each column d of the new streams reads only column d of the old ones, so
+ * the streams are updated in place, a column at a time; tokens are
+ * independent and split between threads when there are a few. */
 void hc_post(const v4c_config *c, float *X, const float *a, const float *post, const float *comb, int n) {
     int hc = c->hc_mult, D = c->hidden_size;
-    float *old = work_alloc((size_t)hc * D * sizeof(float));
+#pragma omp parallel for if (n >= 4 && (size_t)n * hc * D >= 4096)
     for (int t = 0; t < n; t++) {
         float *Xt = X + (size_t)t * hc * D;
-        const float *at = a + (size_t)t * D, *C = comb + (size_t)t * hc * hc;
-        memcpy(old, Xt, (size_t)hc * D * sizeof(float));
-        for (int j = 0; j < hc; j++) {
-            float *xj = Xt + (size_t)j * D;
-            for (int d = 0; d < D; d++) {
-                float s = post[t * hc + j] * at[d];
-                for (int i = 0; i < hc; i++) s += C[i * hc + j] * old[(size_t)i * D + d];
-                xj[d] = s;
+        const float *at = a + (size_t)t * D, *C = comb + (size_t)t * hc * hc, *pt = post + (size_t)t * hc;
+        for (int d = 0; d < D; d++) {
+            float old[16]; /* hc_mult <= 16 (config.c) */
+            for (int i = 0; i < hc; i++) old[i] = Xt[(size_t)i * D + d];
+            for (int j = 0; j < hc; j++) {
+                float s = pt[j] * at[d];
+                for (int i = 0; i < hc; i++) s += C[i * hc + j] * old[i];
+                Xt[(size_t)j * D + d] = s;
             }
         }
     }
-    work_free(old);
 }
 
 void hc_head(const v4c_config *c, const hc_head_weights *w, const float *X, int n, float *y) {
