@@ -1,7 +1,9 @@
 /* The default AVX-512 kernels for float inputs: F32 and BF16 weights, and
  * FP8 weights whose input is not quantized (wo_a, MODEL.md §4). Products
  * and sums in float32 FMA chains, flushed to double like the dot path's
- * (avx512_fast.h), one chain per output for one token, a few, or a panel. */
+ * (avx512_fast.h) or, on F32/BF16 rows of one flush period, summed in
+ * float (short_chain); one chain per output for one token, a few, or a
+ * panel. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +31,32 @@ INLINE __m512 decode16(const v4c_matrix *W, int r, int k) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
+/* Rows of one flush period (at most 16 * F_STEPS columns: the tiny
+ * models' 128-column head and layers) end their chains in float: the 16
+ * lanes of an output summed in _mm512_reduce_add_ps's order (l + l+8,
+ * then + 4, + 2, + 1) rather than flushed to double and reduced there,
+ * which cost as much as such a row's 8 FMAs. Every path below takes the
+ * same order for them (float_rows, micro_f32 via panel_tiles_f32,
+ * float_short), so a token's outputs do not depend on its batch. */
+static inline int short_chain(int cols) { return cols <= 16 * F_STEPS; }
+
+/* The 16 sums of a[0..16), each in _mm512_reduce_add_ps's order, a[4i + j]
+ * landing in lane 4j + i: with a[4 * row + token], quarter j holds token
+ * j's 4 rows. 45 shuffles and adds for 16 outputs. */
+INLINE __m512 reduce16(const __m512 *a) {
+    __m512 l1[8], l2[4], l3[2];
+    _Pragma("GCC unroll 8") for (int q = 0; q < 8; q++) /* l + l+8: outputs 2q and 2q+1 side by side */
+        l1[q] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * q], a[2 * q + 1], 0x44), _mm512_shuffle_f32x4(a[2 * q], a[2 * q + 1], 0xEE));
+    _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) /* + 4: quarter j is output 4r + j */
+        l2[r] = _mm512_add_ps(_mm512_shuffle_f32x4(l1[2 * r], l1[2 * r + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                              _mm512_shuffle_f32x4(l1[2 * r], l1[2 * r + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+    _Pragma("GCC unroll 2") for (int u = 0; u < 2; u++) { /* + 2 */
+        __m512d p = _mm512_castps_pd(l2[2 * u]), q = _mm512_castps_pd(l2[2 * u + 1]);
+        l3[u] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(p, q)), _mm512_castpd_ps(_mm512_unpackhi_pd(p, q)));
+    }
+    return _mm512_add_ps(_mm512_shuffle_ps(l3[0], l3[1], _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_ps(l3[0], l3[1], _MM_SHUFFLE(3, 1, 3, 1))); /* + 1 */
+}
+
 /* NR rows x NT tokens (NR * NT <= VA) decoded on the fly; row i is
  * r + i * rs (as gemv_rows). */
 INLINE void float_rows(const v4c_matrix *W, int r, int rs, int NR, int NT, const float *x, int ldx, float *y, int ldy) {
@@ -48,6 +76,11 @@ INLINE void float_rows(const v4c_matrix *W, int r, int rs, int NR, int NT, const
                     acc[i * NT + t] = _mm512_fmadd_ps(w, _mm512_loadu_ps(x + (size_t)t * ldx + 16 * s), acc[i * NT + t]);
             }
         }
+        if (short_chain(W->cols)) {
+            _Pragma("GCC unroll 8") for (int i = 0; i < NR; i++) _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
+                y[(size_t)t * ldy + (size_t)i * rs] = _mm512_reduce_add_ps(acc[i * NT + t]);
+            return;
+        }
         _Pragma("GCC unroll 16") for (int a = 0; a < NR * NT; a++) flush(&acc[a], &ds[a]);
     }
     store_pass(ds, NR, NT, rs, y, ldy);
@@ -58,7 +91,7 @@ INLINE void float_rows(const v4c_matrix *W, int r, int rs, int NR, int NT, const
  * blocks (K_BLOCK, as the dot path's panels: zeroed when `first`,
  * finished into y when `last`). */
 INLINE void micro_f32(const float *P, int stride, const float *X, int ldx, int NT, int kcols, __m512d *ds, int first, int last, float *y,
-                      int ldy, int nr) {
+                      int ldy, int nr, int in_float) {
     int steps = kcols / 16;
     __m512 acc[MR][MT];
     _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++) {
@@ -72,22 +105,30 @@ INLINE void micro_f32(const float *P, int stride, const float *X, int ldx, int N
             __m512 xv = _mm512_loadu_ps(X + (size_t)t * ldx + 16 * s);
             _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) acc[i][t] = _mm512_fmadd_ps(w[i], xv, acc[i][t]);
         }
+        if (in_float) continue;
         if (s % F_STEPS == F_STEPS - 1 || s == steps - 1)
             _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++)
                 flush(&acc[i][t], &ds[i * MT + t]);
+    }
+    if (in_float) { /* short_chain rows: one block, ended in float */
+        _Pragma("GCC unroll 4") for (int i = 0; i < MR; i++) if (i < nr) _Pragma("GCC unroll 6") for (int t = 0; t < NT; t++)
+            y[(size_t)t * ldy + i] = _mm512_reduce_add_ps(acc[i][t]);
+        return;
     }
     if (last) store_sums(ds, MR, NT, MT, nr, y, ldy);
 }
 
 /* A decoded float panel of nr rows against n tokens of x, in micro-tiles,
  * column block by column block. */
-DOT static void panel_tiles_f32(const float *panel, int nr, int cols, const float *x, int ldx, int n, float *y, int ldy) {
+/* in_float: F32/BF16 short_chain rows (FP8 panels keep the double flush of
+ * their few-token path, fp8f_rows). */
+DOT static void panel_tiles_f32(const float *panel, int nr, int cols, const float *x, int ldx, int n, float *y, int ldy, int in_float) {
     __m512d dsum[(F_PANEL + MR) * MT];
     for (panel_tile p = {0}; panel_next(&p, n, nr, cols);) {
         const float *Pi = panel + (size_t)p.i * cols + p.k0, *Xk = x + (size_t)p.t0 * ldx + p.k0;
         float *yt = y + (size_t)p.t0 * ldy + p.i;
         __m512d *ds = dsum + (size_t)p.i * MT;
-#define MICRO_F32(NT) micro_f32(Pi, cols, Xk, ldx, NT, p.kcols, ds, p.first, p.last, yt, ldy, p.rows)
+#define MICRO_F32(NT) micro_f32(Pi, cols, Xk, ldx, NT, p.kcols, ds, p.first, p.last, yt, ldy, p.rows, in_float)
         TILE_TOKENS(p.nt, MICRO_F32);
 #undef MICRO_F32
     }
@@ -110,7 +151,7 @@ DOT static void float_span(const v4c_matrix *W, int r0, int r1, const float *x, 
         for (int i = 0; i < padded; i++)
             for (int k = 0; k < cols; k += 16)
                 _mm512_storeu_ps(panel + (size_t)i * cols + k, i < nr ? decode16(W, p0 + i, k) : _mm512_setzero_ps());
-        panel_tiles_f32(panel, nr, cols, x, ldx, n, y + (p0 - r0), ldy);
+        panel_tiles_f32(panel, nr, cols, x, ldx, n, y + (p0 - r0), ldy, short_chain(cols));
     }
 }
 
@@ -160,42 +201,46 @@ INLINE void float_kblock(const v4c_matrix *W, int r0, int r1, const float *x0, i
     }
 }
 
-/* 3..8 tokens (NT) over rows of one flush period (at most 512 columns: the
- * tiny models' head), NR rows a tile. Each output's chain is float_rows',
- * but its flushed double sums wait in ds until 8 rows are done, and then
- * finish8 reduces the 8 rows of one token at once into 8 consecutive
- * outputs: one vector store instead of 8 scattered ones, and the reductions
- * of 8 tokens are independent, so they overlap the next rows' FMAs instead
- * of one row's reduction waiting for its chain. Measured on Zen 5, the
- * 129,280 x 128 BF16 head on both cores: 8 tokens 1.73-1.89 -> 1.36 ms, 4
- * tokens 1.03 -> 0.69 ms. Returns where the rows it left (fewer than 8)
- * begin. */
-INLINE int float_short(const v4c_matrix *W, int r0, int r1, const float *x, int ldx, int NR, int NT, float *y, int ldy) {
-    int steps = W->cols / 16, r = r0;
-    __m512d ds[8][8]; /* [token][row of the group] */
-    for (; r + 8 <= r1; r += 8) {
-        for (int i0 = 0; i0 < 8; i0 += NR) {
-            __m512 acc[16];
-            _Pragma("GCC unroll 16") for (int a = 0; a < NR * NT; a++) acc[a] = _mm512_setzero_ps();
-            for (int s = 0; s < steps; s++) {
-                __m512 w[4];
-                _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) w[i] = decode16(W, r + i0 + i, 16 * s);
-                _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) {
-                    __m512 xv = _mm512_loadu_ps(x + (size_t)t * ldx + 16 * s);
-                    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) acc[i * NT + t] = _mm512_fmadd_ps(w[i], xv, acc[i * NT + t]);
-                }
-            }
-            _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) {
-                ds[t][i0 + i] = _mm512_setzero_pd();
-                flush(&acc[i * NT + t], &ds[t][i0 + i]);
-            }
-        }
-        float out[8];
-        _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) {
-            finish8(ds[t], out);
-            memcpy(y + (size_t)t * ldy + (r - r0), out, sizeof out);
+/* 4 rows x NT (<= 4) tokens of short_chain rows, reduced together
+ * (reduce16): token t's 4 sums are one 128-bit store. */
+INLINE void short_tile(const v4c_matrix *W, int r, const float *x, int ldx, int NT, float *y, int ldy) {
+    int steps = W->cols / 16;
+    __m512 acc[16];
+    _Pragma("GCC unroll 16") for (int a = 0; a < 16; a++) acc[a] = _mm512_setzero_ps();
+    for (int s = 0; s < steps; s++) {
+        __m512 w[4];
+        _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) w[i] = decode16(W, r + i, 16 * s);
+        _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) {
+            __m512 xv = _mm512_loadu_ps(x + (size_t)t * ldx + 16 * s);
+            _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) acc[4 * i + t] = _mm512_fmadd_ps(w[i], xv, acc[4 * i + t]);
         }
     }
+    __m512 v = reduce16(acc);
+    _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) _mm_storeu_ps(y + (size_t)t * ldy, _mm512_extractf32x4_ps(v, t));
+}
+
+/* 3..8 tokens over short_chain rows, 4 rows at a time (their weights stay
+ * in L1 while each group of 4 tokens passes), one sequential stream per
+ * thread. Measured on Zen 5, the 129,280 x 128 BF16 head on both cores at
+ * 8 tokens, alternating builds: 1.71-1.76 ms with the double flushes one
+ * row at a time, 1.28-1.33 ms with 8 rows' double sums finished per
+ * token, 1.06-1.27 ms in float (one core in L2, 4096 rows: 74 -> 55 us).
+ * Slower, from memory: 4 streams per thread (2.2-2.9 ms: 32 write streams
+ * of y), and 16 rows per 64-byte store per token (1.5-1.8 ms). Returns
+ * where the rows it left (fewer than 4) begin. */
+DOT static int float_short(const v4c_matrix *W, int r0, int r1, const float *x, int ldx, int n, float *y, int ldy) {
+    int r = r0;
+    for (; r + 4 <= r1; r += 4)
+        for (int t0 = 0; t0 < n; t0 += 4) {
+            const float *xt = x + (size_t)t0 * ldx;
+            float *yt = y + (size_t)t0 * ldy + (r - r0);
+            switch (n - t0 < 4 ? n - t0 : 4) {
+            case 1: short_tile(W, r, xt, ldx, 1, yt, ldy); break;
+            case 2: short_tile(W, r, xt, ldx, 2, yt, ldy); break;
+            case 3: short_tile(W, r, xt, ldx, 3, yt, ldy); break;
+            default: short_tile(W, r, xt, ldx, 4, yt, ldy); break;
+            }
+        }
     return r;
 }
 
@@ -217,16 +262,8 @@ DOT void float_stream(const v4c_matrix *W, int r0, int r1, const float *x, int l
         }
         return;
     }
-    if (n > 2 && W->cols <= 16 * F_STEPS && W->cols % 16 == 0) {
-        int rest;
-        switch (n) {
-        case 3: rest = float_short(W, r0, r1, x, ldx, 4, 3, y, ldy); break;
-        case 4: rest = float_short(W, r0, r1, x, ldx, 4, 4, y, ldy); break;
-        case 5: rest = float_short(W, r0, r1, x, ldx, 2, 5, y, ldy); break;
-        case 6: rest = float_short(W, r0, r1, x, ldx, 2, 6, y, ldy); break;
-        case 7: rest = float_short(W, r0, r1, x, ldx, 2, 7, y, ldy); break;
-        default: rest = float_short(W, r0, r1, x, ldx, 2, 8, y, ldy); break;
-        }
+    if (n > 2 && short_chain(W->cols) && W->cols % 16 == 0) {
+        int rest = float_short(W, r0, r1, x, ldx, n, y, ldy);
         if (rest < r1) fast_rows_float(W, rest, r1, x, NULL, ldx, n, y + (rest - r0), ldy, scratch);
         return;
     }
@@ -340,7 +377,7 @@ DOT void fast_fp8_float_span(const v4c_matrix *W, int r0, int r1, const float *x
                 __m512 scale = _mm512_set1_ps(i < nr ? fp8_block_scale(W, p0 + i, k / 128) : 0.0f);
                 for (int q = 0; q < 4; q++) _mm512_storeu_ps(panel + (size_t)i * cols + k + 16 * q, _mm512_mul_ps(f[q], scale));
             }
-        panel_tiles_f32(panel, nr, cols, xf, cols, n, y + (p0 - r0), ldy);
+        panel_tiles_f32(panel, nr, cols, xf, cols, n, y + (p0 - r0), ldy, 0);
     }
 }
 
