@@ -160,7 +160,11 @@ static size_t stream_scratch(int cols) {
     return ((a > b ? a : b) + (size_t)32 * cols + 65536 + 63) & ~(size_t)63;
 }
 
+/* Products called from inside a parallel region (the indexer's, one per
+ * token) run on their thread alone and count in the caller's operation:
+ * matmul_prof is the calling thread's view. */
 static void profile_add(const v4c_matrix *W, int nrows, int n, const dot_input *in, double seconds) {
+    if (omp_in_parallel()) return;
     matmul_prof.seconds[W->op] += seconds;
     matmul_prof.flops[W->op] += 2.0 * nrows * W->cols * n;
     if (in->xb) matmul_prof.dot_flops[W->op] += 2.0 * nrows * W->cols * n;
@@ -267,7 +271,7 @@ void matmul_many(const matmul_job *jobs, int count) {
             bytes += b, op_bytes[jobs[j].W->op] += b;
             profile_add(jobs[j].W, rows[j], in[j].n, &in[j], 0);
         }
-    for (int o = 0; o < OP_COUNT; o++)
+    for (int o = 0; o < OP_COUNT && !omp_in_parallel(); o++)
         if (op_bytes[o] > 0) matmul_prof.seconds[o] += seconds * op_bytes[o] / bytes;
     for (int j = 0; j < count; j++) work_free(owned[j]);
     work_free(rows), work_free(first), work_free(in), work_free(owned), work_free(bufs);

@@ -25,6 +25,7 @@ void attention_forward(const v4c_model *m, const layer_weights *w, const batch *
     matmul_many(qkv, 2);
     for (int i = 0; i < n; i++) rmsnorm(q_lat + (size_t)i * qr, q_lat + (size_t)i * qr, w->q_norm, qr, eps);
     linear(q, &w->wq_b, q_lat, n);
+#pragma omp parallel for if (n >= 4)
     for (int i = 0; i < n; i++) {
         for (int h = 0; h < H; h++) {
             float *qh = q + ((size_t)i * H + h) * Dh;

@@ -122,6 +122,7 @@ void compressor_forward(const v4c_config *c, const compressor_weights *w, const 
      * weights once per sequence (a server's step of 8). */
     linear(K, &w->wkv, x, b->n);
     linear(S, &w->wgate, x, b->n);
+#pragma omp parallel for schedule(dynamic, 1) if (b->n_seq >= 2) /* each sequence its own cache */
     for (int k = 0; k < b->n_seq; k++) {
         const batch_seq *sq = &b->seqs[k];
         compressor_cache *cc = for_indexer ? &sq->caches[layer].icomp : &sq->caches[layer].comp;

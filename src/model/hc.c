@@ -61,22 +61,27 @@ void hc_pre(const v4c_config *c, const hc_weights *w, const float *X, int n, flo
     work_free(mix);
 }
 
-/* Each column d of the new streams reads only column d of the old ones, so
- * the streams are updated in place, a column at a time; tokens are
- * independent and split between threads when there are a few. */
+/* Column d of the new streams reads only column d of the old ones, so
+ * the streams are updated in place, a chunk of columns at a time (the
+ * chunk's old values copied aside, the loops over columns innermost so
+ * they vectorise); tokens are independent and split between threads when
+ * there are a few. */
 void hc_post(const v4c_config *c, float *X, const float *a, const float *post, const float *comb, int n) {
+    enum { CHUNK = 64 };
     int hc = c->hc_mult, D = c->hidden_size;
 #pragma omp parallel for if (n >= 4 && (size_t)n * hc * D >= 4096)
     for (int t = 0; t < n; t++) {
         float *Xt = X + (size_t)t * hc * D;
         const float *at = a + (size_t)t * D, *C = comb + (size_t)t * hc * hc, *pt = post + (size_t)t * hc;
-        for (int d = 0; d < D; d++) {
-            float old[16]; /* hc_mult <= 16 (config.c) */
-            for (int i = 0; i < hc; i++) old[i] = Xt[(size_t)i * D + d];
+        float old[16][CHUNK]; /* hc_mult <= 16 (config.c) */
+        for (int d0 = 0; d0 < D; d0 += CHUNK) {
+            int len = D - d0 < CHUNK ? D - d0 : CHUNK;
+            for (int i = 0; i < hc; i++) memcpy(old[i], Xt + (size_t)i * D + d0, (size_t)len * sizeof(float));
             for (int j = 0; j < hc; j++) {
-                float s = pt[j] * at[d];
-                for (int i = 0; i < hc; i++) s += C[i * hc + j] * old[i];
-                Xt[(size_t)j * D + d] = s;
+                float *xj = Xt + (size_t)j * D + d0;
+                for (int d = 0; d < len; d++) xj[d] = pt[j] * at[d0 + d];
+                for (int i = 0; i < hc; i++)
+                    for (int d = 0; d < len; d++) xj[d] += C[i * hc + j] * old[i][d];
             }
         }
     }

@@ -21,6 +21,7 @@ void indexer_select(const v4c_model *m, const layer_weights *w, const batch *b, 
     linear(qI, &ix->wq_b, q_lat, n);
     linear(wts, &ix->weights_proj, x, n);
     float qscale = 1.0f / sqrtf((float)dI), wscale = 1.0f / sqrtf((float)dI) / sqrtf((float)nI);
+#pragma omp parallel for if (n >= 4)
     for (int i = 0; i < n; i++) {
         for (int h = 0; h < nI; h++) {
             float *qh = qI + ((size_t)i * nI + h) * dI;
@@ -39,27 +40,34 @@ void indexer_select(const v4c_model *m, const layer_weights *w, const batch *b, 
     }
 
     /* I(t, j) = sum_h w_h relu(qI_h . cI_j): the dot products as one matmul
-     * per token against its visible entries (rows of an F32 matrix). */
-    float *dots = work_alloc((size_t)nI * max_entries * sizeof(float)), *score = work_alloc((size_t)max_entries * sizeof(float));
-    for (int i = 0; i < n; i++) {
-        const compressor_cache *cc = &b->seqs[b->seq_of[i]].caches[w->index].icomp;
-        int count = (b->pos[i] + 1) / 4;
-        n_sel[i] = count < topk ? count : topk;
-        if (count == 0) continue;
-        v4c_matrix E = {.kind = WK_F32, .op = OP_OTHER, .rows = count, .cols = dI, .data = cc->entries};
-        matmul(dots, count, &E, 0, count, qI + (size_t)i * nI * dI, dI, nI);
-        for (int j = 0; j < count; j++) {
-            float s = 0;
-            for (int h = 0; h < nI; h++) {
-                float d = dots[(size_t)h * count + j];
-                s += wts[i * nI + h] * (d > 0 ? d : 0);
+     * per token against its visible entries (rows of an F32 matrix). The
+     * tokens of a batch are split between threads, each product running on
+     * its thread alone (a parallel region per token cost more than its
+     * work: the indexer took 5x its one-token time at a batch of 8). */
+#pragma omp parallel if (n >= 2)
+    {
+        float *dots = work_alloc((size_t)nI * max_entries * sizeof(float)), *score = work_alloc((size_t)max_entries * sizeof(float));
+#pragma omp for schedule(dynamic, 1)
+        for (int i = 0; i < n; i++) {
+            const compressor_cache *cc = &b->seqs[b->seq_of[i]].caches[w->index].icomp;
+            int count = (b->pos[i] + 1) / 4;
+            n_sel[i] = count < topk ? count : topk;
+            if (count == 0) continue;
+            v4c_matrix E = {.kind = WK_F32, .op = OP_OTHER, .rows = count, .cols = dI, .data = cc->entries};
+            matmul(dots, count, &E, 0, count, qI + (size_t)i * nI * dI, dI, nI);
+            for (int j = 0; j < count; j++) {
+                float s = 0;
+                for (int h = 0; h < nI; h++) {
+                    float d = dots[(size_t)h * count + j];
+                    s += wts[i * nI + h] * (d > 0 ? d : 0);
+                }
+                score[j] = s;
             }
-            score[j] = s;
+            topk_indices(score, count, n_sel[i], sel + (size_t)i * topk);
         }
-        topk_indices(score, count, n_sel[i], sel + (size_t)i * topk);
+        work_free(dots);
+        work_free(score);
     }
-    work_free(dots);
-    work_free(score);
     work_free(qI);
     work_free(wts);
 }
