@@ -226,7 +226,8 @@ static void check_dot(void) {
 
 /* The backend's streams (stream) give the same bits as the batch kernels
  * over the same rows: for every kind at one token, FP8/FP4 with a quantized
- * input at up to 8 tokens, FP8 with a float input, and rows or blocks with
+ * input and FP8 with a float input (scales on x or, with a huge input, on
+ * the weights) at up to 8 tokens, and rows or blocks with
  * extreme scales (which go exact). Rows 3..148: several 128-row blocks,
  * 4 streams of 36 (or 2 of 73) and a tail. */
 static void check_stream(const kernel_backend *be) {
@@ -242,9 +243,10 @@ static void check_stream(const kernel_backend *be) {
                 if (kind == WK_FP8) sc[cols / 128 + 1] = 200;
                 else for (int r = 40; r < 150; r += 37) sc[(size_t)r * cols / 32 + 5] = 30;
             }
-            for (int n = 1; n <= (quantized ? STREAM_TOKENS : 1); n++) {
+            for (int n = 1; n <= (quantized || float_input ? STREAM_TOKENS : 1); n++) {
                 float *x = malloc(sizeof(float) * n * cols), *got = calloc((size_t)n * ld, sizeof(float)), *want = calloc((size_t)n * ld, sizeof(float));
                 for (int i = 0; i < n * cols; i++) x[i] = frand();
+                if (float_input && n % 2 == 0) x[7] = 1e30f; /* beyond what the scales may multiply: weights scaled instead */
                 if (quantized)
                     for (int t = 0; t < n; t++) fp8_quant(x + (size_t)t * cols, cols, 128);
                 void *buf = aligned_alloc(64, (size_t)(n + DOT_TOKENS) * cols * 4);
@@ -255,7 +257,10 @@ static void check_stream(const kernel_backend *be) {
                     CHECK(dot_prepare(kind, x, cols, n, cols, buf), "stream: input refused");
                     in.xb = buf;
                 }
-                if (float_input) in.xf_scalable = float_prepare(x, cols, 1, cols, buf), in.xf = buf;
+                if (float_input) {
+                    in.xf_scalable = float_prepare(x, cols, n, cols, buf), in.xf = buf;
+                    CHECK(in.xf_scalable == (n % 2), "stream: float_prepare's answer for %d tokens", n);
+                }
                 if (kind >= WK_FP8) dot_rows(&m.W, r0, r1, &in, want, ld, scratch);
                 else be->rows[kind](&m.W, r0, r1, x, NULL, cols, 1, want, ld, scratch);
                 be->stream(&m.W, r0, r1, &in, got, ld, scratch);

@@ -199,8 +199,13 @@ enum { STREAMS = 4 };
  * blocks of KB_ROWS rows run one flush period at a time, their double sums
  * waiting in memory, while the next block (contiguous: the rows follow
  * each other) is brought into L2 a slice at a time (block_prefetch; the
- * panels of rows_span do the same for a thread's next span). */
-enum { KB_ROWS = 32 };
+ * panels of rows_span do the same for a thread's next span). 16 rows: a
+ * BF16 block's flush period (16 KB) and the 8 tokens' x for it (16 KB)
+ * share L1 (48 KB) with room to spare; at 32 rows they filled it. Measured
+ * on Zen 5, the 129,280 x 4096 head at 8 tokens, alternating builds:
+ * 32 rows 48.7-50.1 ms, 16 rows 44.8-46.9, 8 rows 48.6-52.9; FP8 8192 x
+ * 8192 about the same. */
+enum { KB_ROWS = 16 };
 
 typedef struct {
     const char *next;
@@ -236,6 +241,9 @@ void fast_rows_float(const v4c_matrix *W, int r0, int r1, const float *x, const 
  * float_prepare. */
 void float_stream(const v4c_matrix *W, int r0, int r1, const float *x, int ldx, int n, float *y, int ldy, void *scratch);
 int fp8_float_stream(const v4c_matrix *W, int r0, int r1, const float *xf, float *y);
+int fp8_float_stream2(const v4c_matrix *W, int r0, int r1, const float *xf, float *y, int ldy);
+/* 3..8 tokens of FP8 rows [r0, r1) with a float input (float_prepare's). */
+void fp8_float_kblock(const v4c_matrix *W, int r0, int r1, const float *xf, int scalable, int n, float *y, int ldy, void *scratch);
 void fast_fp8_float_span(const v4c_matrix *W, int r0, int r1, const float *xf, int xf_scalable, int n, float *y, int ldy, float *panel);
 
 #endif

@@ -605,14 +605,17 @@ void dot_rows(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y
     }
 }
 
-/* By streams: up to 8 tokens of FP8/FP4 with a quantized input, one with a
- * float input (wo_a), up to STREAM_TOKENS of F32/BF16 (gemv_avx512_float.c);
+/* By streams: up to 8 tokens of FP8/FP4 with a quantized input or (wo_a)
+ * a float input, up to STREAM_TOKENS of F32/BF16 (gemv_avx512_float.c);
  * what they leave as for a batch. */
 void fast_stream(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch) {
     if (in->xb) {
         dot_stream(W, r0, r1, in, y, ldy, scratch);
     } else if (in->xf) {
-        int rest = in->n == 1 && stream_blocks_ok(W, r0, r1) ? fp8_float_stream(W, r0, r1, in->xf, y) : r0;
+        int ok = W->cols % 64 == 0 && stream_blocks_ok(W, r0, r1), rest = r0;
+        if (ok && in->n == 1) rest = fp8_float_stream(W, r0, r1, in->xf, y);
+        else if (ok && in->n == 2) rest = fp8_float_stream2(W, r0, r1, in->xf, y, ldy);
+        else if (ok) fp8_float_kblock(W, r0, r1, in->xf, in->xf_scalable, in->n, y, ldy, scratch), rest = r1;
         if (rest < r1) dot_rows(W, rest, r1, in, y + (rest - r0), ldy, scratch);
     } else {
         float_stream(W, r0, r1, in->x, in->ldx, in->n, y, ldy, scratch);

@@ -139,7 +139,7 @@ static dot_input dot_input_for(const kernel_backend *be, const v4c_matrix *W, co
 /* Whether W with this input goes through be->stream. */
 static int stream_path(const kernel_backend *be, const v4c_matrix *W, const dot_input *in) {
     if (!streams_on() || !be->stream) return 0;
-    return (in->n <= STREAM_TOKENS && (in->xb || W->kind == WK_F32 || W->kind == WK_BF16)) || (in->n == 1 && in->xf);
+    return in->n <= STREAM_TOKENS && (in->xb || in->xf || W->kind == WK_F32 || W->kind == WK_BF16);
 }
 
 /* Shares of at least 1 MB, up to 8 per thread, taken as threads come free:
