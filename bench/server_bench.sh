@@ -4,9 +4,14 @@
 # concurrent streaming clients, each for SECONDS (default 60), sending
 # /v1/completions requests of MAX_TOKENS (default 64, temperature 0.8) back to back.
 # Batching works when the 8 clients' aggregate decode tokens/s is well above
-# the single client's (target: >= 3x). Loopback only.
+# the single client's (target: >= 3x). Loopback only. With ROUNDS=R the two
+# loads alternate R times, SECONDS each, and the speed-up is that of the
+# totals: this machine's memory speed changes from minute to minute, and
+# one load measured in a fast phase against the other in a slow one said
+# more about the phases than about batching.
 # usage: bench/server_bench.sh [SECONDS] [MAX_TOKENS] [TEMPERATURE]   (V4C=path: use that binary, no build;
-#        GEN_ARGS="--preset flash --layers 2 --experts 16": the model's shape, default a tiny random one)
+#        GEN_ARGS="--preset flash --layers 2 --experts 16": the model's shape, default a tiny random one;
+#        ROUNDS=R: alternate the loads R times, default 1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60} max=${2:-64} temp=${3:-0.8}
@@ -32,12 +37,21 @@ if [ -f "$lib" ]; then
   gcc -O2 -fopenmp -Iinclude -Isrc bench/server_batch_forward.c "$lib" $(pkg-config --libs jansson libpcre2-8 libmicrohttpd openblas) -lm -o "$tmp/bf"
   "$tmp/bf" "$tmp/model"
 fi
-one=$(node bench/server_load.js "$port" 1 "$secs" "$max" "$temp")
-echo "1 client:  $one"
-eight=$(node bench/server_load.js "$port" 8 "$secs" "$max" "$temp")
-echo "8 clients: $eight"
+rounds=${ROUNDS:-1}
+ones=() eights=()
+for r in $(seq 1 "$rounds"); do
+  one=$(node bench/server_load.js "$port" 1 "$secs" "$max" "$temp")
+  echo "1 client:  $one"
+  eight=$(node bench/server_load.js "$port" 8 "$secs" "$max" "$temp")
+  echo "8 clients: $eight"
+  ones+=("$one") eights+=("$eight")
+done
 curl -s "http://127.0.0.1:$port/metrics" | grep -E '^v4c_(generations_total|request_errors_total|forwards_total|forward_seconds_total)'
-node -e 'const a=JSON.parse(process.argv[1]), b=JSON.parse(process.argv[2]); console.log(`speed-up: ${(b.tokens_per_s/a.tokens_per_s).toFixed(2)}x (${b.tokens_per_s} vs ${a.tokens_per_s} tok/s); errors: ${a.errors + b.errors}`)' "$one" "$eight"
+node -e '
+const runs = process.argv.slice(1).map((j) => JSON.parse(j)), half = runs.length / 2;
+const sum = (rs) => rs.reduce((a, r) => ({ tokens: a.tokens + r.tokens, seconds: a.seconds + r.seconds, errors: a.errors + r.errors }), { tokens: 0, seconds: 0, errors: 0 });
+const a = sum(runs.slice(0, half)), b = sum(runs.slice(half)), ra = a.tokens / a.seconds, rb = b.tokens / b.seconds;
+console.log(`speed-up: ${(rb / ra).toFixed(2)}x (${rb.toFixed(1)} vs ${ra.toFixed(1)} tok/s over ${half} round${half > 1 ? "s" : ""}); errors: ${a.errors + b.errors}`)' "${ones[@]}" "${eights[@]}"
 kill -TERM "$pid"
 wait "$pid"
 pid=
