@@ -226,6 +226,13 @@ INLINE void block_prefetch_step(block_prefetch *p) {
     for (size_t o = 0; o < p->slice && p->fetched < p->ahead; o += 64, p->fetched += 64) _mm_prefetch(p->next + p->fetched, _MM_HINT_T1);
 }
 
+/* A row's NT float chains at the end of a flush period into its double
+ * sums d (zeroed first in the row's first period). */
+INLINE void block_flush(__m512 *acc, __m512d *d, int NT, int first) {
+    if (first) _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) d[t] = _mm512_setzero_pd();
+    _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) flush(&acc[t], &d[t]);
+}
+
 /* The NT sums of each of nr rows (ds[i * 8 + t]) into y[t * ldy + i]. */
 INLINE void block_store(const __m512d *ds, int nr, int NT, float *y, int ldy) {
     for (int i = 0; i < nr; i++) {

@@ -536,9 +536,7 @@ INLINE void dot_kblock(const v4c_matrix *W, int r0, int r1, const dot_input *in,
                             _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) acc[t] = DP(acc[t], c[q], _mm512_loadu_si512(xg + 128 * t + 32 * q));
                     }
                 }
-                __m512d *d = ds + (size_t)i * 8;
-                if (g0 == 0) _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) d[t] = _mm512_setzero_pd();
-                _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) flush(&acc[t], &d[t]);
+                block_flush(acc, ds + (size_t)i * 8, NT, g0 == 0);
             }
         }
         block_store(ds, nr, NT, y + (rb - r0), ldy);

@@ -192,9 +192,7 @@ INLINE void float_kblock(const v4c_matrix *W, int r0, int r1, const float *x0, i
                     _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
                         acc[t] = _mm512_fmadd_ps(w, _mm512_loadu_ps(x + ((size_t)s * NT + t) * 16), acc[t]);
                 }
-                __m512d *d = ds + (size_t)i * 8;
-                if (s0 == 0) _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) d[t] = _mm512_setzero_pd();
-                _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) flush(&acc[t], &d[t]);
+                block_flush(acc, ds + (size_t)i * 8, NT, s0 == 0);
             }
         }
         block_store(ds, nr, NT, y + (rb - r0), ldy);
@@ -215,8 +213,11 @@ INLINE void short_tile(const v4c_matrix *W, int r, const float *x, int ldx, int 
             _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) acc[4 * i + t] = _mm512_fmadd_ps(w[i], xv, acc[4 * i + t]);
         }
     }
-    __m512 v = reduce16(acc);
-    _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) _mm_storeu_ps(y + (size_t)t * ldy, _mm512_extractf32x4_ps(v, t));
+    __m512 v = reduce16(acc); /* extract takes an immediate: no loop (unoptimised builds keep loops) */
+    _mm_storeu_ps(y, _mm512_castps512_ps128(v));
+    if (NT > 1) _mm_storeu_ps(y + ldy, _mm512_extractf32x4_ps(v, 1));
+    if (NT > 2) _mm_storeu_ps(y + (size_t)2 * ldy, _mm512_extractf32x4_ps(v, 2));
+    if (NT > 3) _mm_storeu_ps(y + (size_t)3 * ldy, _mm512_extractf32x4_ps(v, 3));
 }
 
 /* 3..8 tokens over short_chain rows, 4 rows at a time (their weights stay
@@ -424,9 +425,7 @@ INLINE void fp8f_kblock(const v4c_matrix *W, int r0, int r1, const float *xf, in
                     _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
                         acc[t] = _mm512_fmadd_ps(f[q], _mm512_loadu_ps(xg + 64 * t + 16 * q), acc[t]);
                 }
-                __m512d *d = ds + (size_t)i * 8;
-                if (g0 == 0) _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) d[t] = _mm512_setzero_pd();
-                _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) flush(&acc[t], &d[t]);
+                block_flush(acc, ds + (size_t)i * 8, NT, g0 == 0);
             }
         }
         block_store(ds, nr, NT, y + (rb - r0), ldy);
