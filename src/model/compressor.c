@@ -120,8 +120,8 @@ void compressor_forward(const v4c_config *c, const compressor_weights *w, const 
     float *K = work_alloc((size_t)b->n * W * sizeof(float)), *S = work_alloc((size_t)b->n * W * sizeof(float));
     /* One product for the whole batch: each sequence apart read the
      * weights once per sequence (a server's step of 8). */
-    linear(K, &w->wkv, x, b->n);
-    linear(S, &w->wgate, x, b->n);
+    matmul_job kv_gate[2] = {{K, 0, &w->wkv, 0, 0, x, 0, b->n, 1}, {S, 0, &w->wgate, 0, 0, x, 0, b->n, 1}}; /* one region for a few tokens */
+    matmul_many(kv_gate, 2);
 #pragma omp parallel for schedule(dynamic, 1) if (b->n_seq >= 2) /* each sequence its own cache */
     for (int k = 0; k < b->n_seq; k++) {
         const batch_seq *sq = &b->seqs[k];

@@ -18,8 +18,8 @@ void indexer_select(const v4c_model *m, const layer_weights *w, const batch *b, 
 
     float *qI = work_alloc((size_t)n * nI * dI * sizeof(float));
     float *wts = work_alloc((size_t)n * nI * sizeof(float));
-    linear(qI, &ix->wq_b, q_lat, n);
-    linear(wts, &ix->weights_proj, x, n);
+    matmul_job q_w[2] = {{qI, 0, &ix->wq_b, 0, 0, q_lat, 0, n, 1}, {wts, 0, &ix->weights_proj, 0, 0, x, 0, n, 1}}; /* one region for a few tokens */
+    matmul_many(q_w, 2);
     float qscale = 1.0f / sqrtf((float)dI), wscale = 1.0f / sqrtf((float)dI) / sqrtf((float)nI);
 #pragma omp parallel for if (n >= 4)
     for (int i = 0; i < n; i++) {
