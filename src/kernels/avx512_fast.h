@@ -72,6 +72,19 @@ static inline int panel_next(panel_tile *p, int n, int nr, int cols) {
         }                                                                                                                                 \
     } while (0)
 
+/* K(NT) for the 3..8 tokens of a column-blocked stream, NT a constant. */
+#define KBLOCK_TOKENS(nt, K)                                                                                                              \
+    do {                                                                                                                                  \
+        switch (nt) {                                                                                                                     \
+        case 3: K(3); break;                                                                                                              \
+        case 4: K(4); break;                                                                                                              \
+        case 5: K(5); break;                                                                                                              \
+        case 6: K(6); break;                                                                                                              \
+        case 7: K(7); break;                                                                                                              \
+        default: K(8); break;                                                                                                             \
+        }                                                                                                                                 \
+    } while (0)
+
 extern uint8_t fast_fp8_hi[128], fast_fp8_lo[128]; /* bf16 bytes of e4m3 magnitude codes */
 void fast_tables_init(void);                        /* once, before any kernel runs */
 
@@ -195,13 +208,14 @@ static inline int rows_for(int nt) { return nt == 1 ? 8 : nt == 2 ? 4 : nt <= 4 
  * side (gemv_avx512_fast.c, dot_stream). */
 enum { STREAMS = 4 };
 
-/* Column-blocked streams of a few tokens (dot_kblock, float_kblock):
- * blocks of KB_ROWS rows run one flush period at a time, their double sums
- * waiting in memory, while the next block (contiguous: the rows follow
- * each other) is brought in a line at a time (block_prefetch_tick; the
- * panels of rows_span bring a thread's next span into L2 a slice per tile). 16 rows: a
- * BF16 block's flush period (16 KB) and the 8 tokens' x for it (16 KB)
- * share L1 (48 KB) with room to spare; at 32 rows they filled it. Measured
+/* Column-blocked streams of a few tokens (dot_kblock, float_kblock,
+ * fp8f_kblock): blocks of KB_ROWS rows run one flush period at a time,
+ * their double sums waiting in memory, while the next block (contiguous:
+ * the rows follow each other) is brought in by block_prefetch (the panels
+ * of rows_span bring a thread's next span into L2 the same way, a slice
+ * per tile). 16 rows: a BF16 block's flush period (16 KB) and the 8
+ * tokens' x for it (16 KB) share L1 (48 KB) with room to spare; at 32 rows
+ * they filled it. Measured
  * on Zen 5, the 129,280 x 4096 head at 8 tokens, alternating builds:
  * 32 rows 48.7-50.1 ms, 16 rows 44.8-46.9, 8 rows 48.6-52.9; FP8 8192 x
  * 8192 about the same. */

@@ -37,8 +37,8 @@ typedef struct kernel_backend_s {
     rows_kernel rows[WK_COUNT];
     dot_kernel dot; /* FP8/FP4 through bf16 dot products, or NULL */
     /* The rows read as a few long streams, for up to STREAM_TOKENS tokens
-     * of FP8/FP4 with xb or of F32/BF16 (x), or one token with xf (as
-     * matmul prepared them); NULL: rows/dot as for a batch. */
+     * of FP8/FP4 with xb, FP8 with xf, or F32/BF16 with x (as matmul
+     * prepared them); NULL: rows/dot as for a batch. */
     void (*stream)(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch);
     const struct kernel_backend_s *exact; /* rows a NULL entry above falls back to */
 } kernel_backend;

@@ -245,22 +245,19 @@ DOT static int float_short(const v4c_matrix *W, int r0, int r1, const float *x, 
     return r;
 }
 
-/* n <= 8 tokens of F32/BF16 rows [r0, r1) as S sequential sub-spans, one
- * row of each per pass (dot_stream's reasoning); the same chains. S * n <= 8
- * accumulators: more were measured slower (the x vectors of all tokens are
- * held too). */
+/* n <= 8 tokens of F32/BF16 rows [r0, r1), the same chains as a batch's:
+ * from 3 tokens column-blocked on rows beyond 1024 columns (float_kblock)
+ * and in 4 x 4 tiles on short_chain rows (float_short); otherwise as S
+ * sequential sub-spans, one row of each per pass (dot_stream's reasoning),
+ * S * n <= 8 accumulators (more were measured slower: the x vectors of all
+ * tokens are held too). */
 DOT void float_stream(const v4c_matrix *W, int r0, int r1, const float *x, int ldx, int n, float *y, int ldy, void *scratch) {
     if (n > 2 && W->cols > 1024 && W->cols % 16 == 0) {
         __m512d *ds = scratch;                  /* KB_ROWS x 8 double sums: 8 KB */
         float *xp = (float *)(ds + KB_ROWS * 8); /* x packed: n x cols floats */
-        switch (n) {
-        case 3: float_kblock(W, r0, r1, x, ldx, 3, y, ldy, ds, xp); break;
-        case 4: float_kblock(W, r0, r1, x, ldx, 4, y, ldy, ds, xp); break;
-        case 5: float_kblock(W, r0, r1, x, ldx, 5, y, ldy, ds, xp); break;
-        case 6: float_kblock(W, r0, r1, x, ldx, 6, y, ldy, ds, xp); break;
-        case 7: float_kblock(W, r0, r1, x, ldx, 7, y, ldy, ds, xp); break;
-        default: float_kblock(W, r0, r1, x, ldx, 8, y, ldy, ds, xp); break;
-        }
+#define FLOAT_KBLOCK(NT) float_kblock(W, r0, r1, x, ldx, NT, y, ldy, ds, xp)
+        KBLOCK_TOKENS(n, FLOAT_KBLOCK);
+#undef FLOAT_KBLOCK
         return;
     }
     if (n > 2 && short_chain(W->cols) && W->cols % 16 == 0) {
@@ -436,30 +433,22 @@ INLINE void fp8f_kblock(const v4c_matrix *W, int r0, int r1, const float *xf, in
 DOT void fp8_float_kblock(const v4c_matrix *W, int r0, int r1, const float *xf, int scalable, int n, float *y, int ldy, void *scratch) {
     __m512d *ds = scratch;                  /* KB_ROWS x 8 double sums */
     float *xp = (float *)(ds + KB_ROWS * 8); /* x packed: n x cols floats */
-    switch (n) {
-    case 3: fp8f_kblock(W, r0, r1, xf, scalable, 3, y, ldy, ds, xp); break;
-    case 4: fp8f_kblock(W, r0, r1, xf, scalable, 4, y, ldy, ds, xp); break;
-    case 5: fp8f_kblock(W, r0, r1, xf, scalable, 5, y, ldy, ds, xp); break;
-    case 6: fp8f_kblock(W, r0, r1, xf, scalable, 6, y, ldy, ds, xp); break;
-    case 7: fp8f_kblock(W, r0, r1, xf, scalable, 7, y, ldy, ds, xp); break;
-    default: fp8f_kblock(W, r0, r1, xf, scalable, 8, y, ldy, ds, xp); break;
-    }
+#define FP8F_KBLOCK(NT) fp8f_kblock(W, r0, r1, xf, scalable, NT, y, ldy, ds, xp)
+    KBLOCK_TOKENS(n, FP8F_KBLOCK);
+#undef FP8F_KBLOCK
 }
 
-/* One token of FP8 rows [r0, r1) with a float input, as STREAMS streams; the
- * block scales stay on the weights (each stream has its own block).
+/* NT tokens of FP8 rows [r0, r1) with a float input, as STREAMS streams;
+ * the block scales stay on the weights (each stream has its own block).
  * Returns where the rows it left (fewer than STREAMS) begin. */
-DOT int fp8_float_stream(const v4c_matrix *W, int r0, int r1, const float *xf, float *y) {
+INLINE int fp8f_streams(const v4c_matrix *W, int r0, int r1, const float *xf, int NT, float *y, int ldy) {
     int per = (r1 - r0) / STREAMS;
-    for (int j = 0; j < per; j++) fp8f_rows(W, r0 + j, per, STREAMS, 1, xf, 0, y + j, 1);
+    for (int j = 0; j < per; j++) fp8f_rows(W, r0 + j, per, STREAMS, NT, xf, 0, y + j, ldy);
     return r0 + STREAMS * per;
 }
 
-/* The same for two tokens (8192 x 4096 on both cores: 1.23-1.28 ms as a
- * batch, 0.97-1.09 ms so). Its own function: inlined beside the one-token
- * loop it made that one 7% slower. */
-DOT int fp8_float_stream2(const v4c_matrix *W, int r0, int r1, const float *xf, float *y, int ldy) {
-    int per = (r1 - r0) / STREAMS;
-    for (int j = 0; j < per; j++) fp8f_rows(W, r0 + j, per, STREAMS, 2, xf, 0, y + j, ldy);
-    return r0 + STREAMS * per;
-}
+/* One token, and two (8192 x 4096 on both cores: 1.23-1.28 ms as a batch,
+ * 0.97-1.09 ms so), each in a function of its own: with both loops in one,
+ * the one-token loop ran 7% slower. */
+DOT int fp8_float_stream(const v4c_matrix *W, int r0, int r1, const float *xf, float *y) { return fp8f_streams(W, r0, r1, xf, 1, y, 1); }
+DOT int fp8_float_stream2(const v4c_matrix *W, int r0, int r1, const float *xf, float *y, int ldy) { return fp8f_streams(W, r0, r1, xf, 2, y, ldy); }

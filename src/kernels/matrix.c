@@ -142,6 +142,9 @@ static int stream_path(const kernel_backend *be, const v4c_matrix *W, const dot_
     return in->n <= STREAM_TOKENS && (in->xb || in->xf || W->kind == WK_F32 || W->kind == WK_BF16);
 }
 
+/* Whether n tokens over nrows x cols are worth a parallel region. */
+static int worth_threads(int nrows, int cols, int n) { return (size_t)nrows * cols * (n + 1) > 65536; }
+
 /* Shares of at least 1 MB, up to 8 per thread, taken as threads come free:
  * memory speed differs between cores from moment to moment (decode,
  * alternating runs: 10.0-13.1 -> 15.2-18.7 tok/s against one static half
@@ -149,7 +152,7 @@ static int stream_path(const kernel_backend *be, const v4c_matrix *W, const dot_
  * at least. */
 static int stream_shares(const v4c_matrix *W, int nrows, int n, int threads) {
     int shares = (int)(matrix_bytes(W, nrows) / (1 << 20));
-    if (shares < threads && (size_t)nrows * W->cols * (n + 1) > 65536) shares = threads;
+    if (shares < threads && worth_threads(nrows, W->cols, n)) shares = threads;
     return shares < 1 ? 1 : shares > 8 * threads ? 8 * threads : shares;
 }
 
@@ -186,7 +189,7 @@ static void matmul_tiles(const kernel_backend *be, const v4c_matrix *W, int row0
         slices = (n + slice - 1) / slice;
     }
     int items = tiles * slices;
-    int parallel = items > 1 && (size_t)nrows * cols * (n + 1) > 65536;
+    int parallel = items > 1 && worth_threads(nrows, cols, n);
     int threads = parallel ? max_threads : 1, dot = in->xb || in->xf;
     size_t per_thread = dot ? DOT_SCRATCH(ROW_TILE, cols) : KERNEL_SCRATCH(cols) * sizeof(double);
     per_thread = (per_thread + 63) & ~(size_t)63;

@@ -74,13 +74,15 @@ static void experts_forward(const v4c_config *c, const layer_weights *w, const f
     float *gain = work_alloc(((size_t)n * K + n) * sizeof(float));
     memset(cnt, 0, (size_t)E * sizeof(int));
     for (int i = 0; i < n * K; i++) cnt[idx[i]]++;
+    /* A counting sort: cnt becomes each used expert's next slot, and one
+     * pass over the assignments (tokens in order) fills them. */
     first[0] = 0;
-    for (int e = 0; e <= E; e++) { /* e == E: the shared expert */
-        if (!(e < E ? cnt[e] : shared ? n : 0)) continue;
-        ex[ne] = e < E ? &w->experts[e] : &w->shared;
-        for (int j = 0; j < n; j++)
-            for (int k = 0; k < (e < E ? K : 1); k++)
-                if (e == E || idx[(size_t)j * K + k] == e) tok[na] = j, gain[na] = e < E ? g[(size_t)j * K + k] : 1.0f, na++;
+    for (int e = 0; e < E; e++)
+        if (cnt[e]) ex[ne] = &w->experts[e], na += cnt[e], cnt[e] = (int)first[ne], first[++ne] = na;
+    for (int i = 0; i < n * K; i++) tok[cnt[idx[i]]] = i / K, gain[cnt[idx[i]]++] = g[i];
+    if (shared) { /* the shared expert last, all tokens */
+        ex[ne] = &w->shared;
+        for (int j = 0; j < n; j++) tok[na] = j, gain[na] = 1.0f, na++;
         first[++ne] = na;
     }
     /* The groups, and buffers for the largest, allocated once. */
