@@ -117,14 +117,16 @@ static void tokens(void) {
     const struct {
         weight_kind k;
         int rows, cols;
-    } shapes[] = {{WK_BF16, 129280, 128}, {WK_BF16, 129280, 4096}, {WK_FP8, 4096, 8192}, {WK_FP8, 32768, 1024}, {WK_FP4, 2048, 4096}};
+        const char *where; /* "float": FP8 with a float input (wo_a) */
+    } shapes[] = {{WK_BF16, 129280, 128, ""}, {WK_BF16, 129280, 4096, ""}, {WK_FP8, 4096, 8192, ""}, {WK_FP8, 32768, 1024, ""},
+                  {WK_FP8, 8192, 4096, "float"}, {WK_FP4, 2048, 4096, ""}};
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
         for (int n = 1; n <= 8; n *= 2) {
             int rows = shapes[i].rows, cols = shapes[i].cols;
             size_t per_row = (size_t)cols * (shapes[i].k == WK_BF16 ? 4 : shapes[i].k == WK_FP8 ? 2 : 1) / 2;
             int l2 = (int)((256u << 10) * omp_get_max_threads() / per_row) / 128 * 128;
-            run_ab(shapes[i].k, l2 < 128 ? 128 : l2, cols, 1, 2000, "", n, 0, 1);
-            run_ab(shapes[i].k, rows, cols, (int)((512u << 20) / ((size_t)rows * per_row) + 1), 4, "", n, 0, 1);
+            run_ab(shapes[i].k, l2 < 128 ? 128 : l2, cols, 1, 2000, shapes[i].where, n, 0, 1);
+            run_ab(shapes[i].k, rows, cols, (int)((512u << 20) / ((size_t)rows * per_row) + 1), 4, shapes[i].where, n, 0, 1);
         }
 }
 

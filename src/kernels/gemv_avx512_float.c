@@ -223,9 +223,8 @@ INLINE void short_tile(const v4c_matrix *W, int r, const float *x, int ldx, int 
 /* 3..8 tokens over short_chain rows, 4 rows at a time (their weights stay
  * in L1 while each group of 4 tokens passes), one sequential stream per
  * thread. Measured on Zen 5, the 129,280 x 128 BF16 head on both cores at
- * 8 tokens, alternating builds: 1.71-1.76 ms with the double flushes one
- * row at a time, 1.28-1.33 ms with 8 rows' double sums finished per
- * token, 1.06-1.27 ms in float (one core in L2, 4096 rows: 74 -> 55 us).
+ * 8 tokens from memory: 1.92-1.99 ms with the double flushes one row at a
+ * time, 1.27-1.28 ms so (one core in L2, 4096 rows: 74 -> 55 us).
  * Slower, from memory: 4 streams per thread (2.2-2.9 ms: 32 write streams
  * of y), and 16 rows per 64-byte store per token (1.5-1.8 ms). Returns
  * where the rows it left (fewer than 4) begin. */
@@ -384,9 +383,9 @@ DOT void fast_fp8_float_span(const v4c_matrix *W, int r0, int r1, const float *x
  * block's scales folded into its packed x when float_prepare allowed it,
  * else into the decoded weights. The chains are fp8f_rows': FMAs chunk by
  * chunk, flushed every F_STEPS steps. The batch path decoded a float panel
- * per 16 rows first. Measured on Zen 5, 8192 x 4096 on both cores: 8
- * tokens 4.86 -> 2.52 ms, 4 tokens 2.35 -> 1.73, 3 tokens 2.13 -> 1.80; at
- * 2 tokens it was slower than 4 streams of rows (1.50 against 1.28). */
+ * per 16 rows first. Measured on Zen 5, 8192 x 4096 from memory on both
+ * cores: 8 tokens 4.29-4.51 -> 3.03-3.18 ms, 4 tokens 2.94-2.97 ->
+ * 1.91-2.02; at 2 tokens it was slower than 4 streams of rows. */
 INLINE void fp8f_kblock(const v4c_matrix *W, int r0, int r1, const float *xf, int scalable, int NT, float *y, int ldy, __m512d *ds, float *xp) {
     int cols = W->cols, chunks = cols / 64, period = F_STEPS / 4;
     fp8_tables T = fp8_tables_load();
