@@ -5,7 +5,8 @@
  * build: see bench/kernel_bench.sh; OMP_NUM_THREADS sets the threads;
  * `kernel_bench gemm` runs the GEMMs only, `kernel_bench gemv` the GEMVs,
  * `kernel_bench streams` the streams against the batch kernels,
- * `kernel_bench tokens` GFLOP/s at 1-8 tokens in L2 and from memory. */
+ * `kernel_bench tokens [KIND]` GFLOP/s at 1-8 tokens in L2 and from memory
+ * (KIND: only BF16, FP8 or FP4 weights). */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,7 @@ static void *huge_alloc(size_t n) {
  * whatever the token count. */
 static void run_ab(weight_kind k, int rows, int cols, int copies, int reps, const char *where, int n, int ab, int flops) {
     int raw = !strncmp(where, "float", 5); /* FP8 with a float input (wo_a): matmul, no quantization */
+    int panels = !strcmp(where, "panels");  /* F32/BF16 packed in panels, as the model's head */
     size_t data = k == WK_FP4 ? (size_t)rows * cols / 2 : k == WK_FP8 ? (size_t)rows * cols : (size_t)rows * cols * 2;
     size_t scales = k == WK_FP4 ? (size_t)rows * cols / 32 : k == WK_FP8 ? (size_t)(rows / 128) * (cols / 128) : 0;
     uint8_t *mem = huge_alloc((data + scales) * copies + 64);
@@ -55,6 +57,8 @@ static void run_ab(weight_kind k, int rows, int cols, int copies, int reps, cons
         for (size_t i = 0; i < scales; i++) d[data + i] = (uint8_t)(120 + d[data + i] % 8);
         W[c] = (v4c_matrix){.kind = k, .op = OP_OTHER, .rows = rows, .cols = cols, .data = d, .scale = scales ? d + data : NULL};
     }
+    uint8_t *packed = panels ? huge_alloc(data * copies) : NULL;
+    for (int c = 0; packed && c < copies; c++) matrix_pack_panels(&W[c], packed + data * c);
     float *x = malloc(sizeof(float) * cols * n), *y = malloc(sizeof(float) * rows * n);
     for (int i = 0; i < cols * n; i++) x[i] = (float)((rand() % 2001) - 1000) / 1000.0f;
     for (int c = 0; c < copies; c++) raw ? matmul(y, rows, &W[c], 0, rows, x, cols, n) : linear(y, &W[c], x, n); /* warm */
@@ -73,6 +77,7 @@ static void run_ab(weight_kind k, int rows, int cols, int copies, int reps, cons
                n > 1 ? "s" : " ", raw ? " (float input)" : "", bytes / sum[0] / 1e9, sum[0] / reps / copies * 1e3, bytes / sum[1] / 1e9,
                sum[1] / reps / copies * 1e3);
         munmap(mem, (data + scales) * copies + 64);
+        if (packed) munmap(packed, data * copies);
         free(W), free(x), free(y);
         return;
     }
@@ -88,8 +93,9 @@ static void run_ab(weight_kind k, int rows, int cols, int copies, int reps, cons
                (data + scales) * copies / 1e6, (data + scales) * copies / best / 1e9, best / copies * 1e6);
     else
         printf("%-5s %6d x %5d  %d token%s%s  %7.1f GFLOP/s %7.2f GB/s %9.1f us/matrix\n", weight_kind_name[k], rows, cols, n, n > 1 ? "s" : " ",
-               raw ? " (float input)" : "", 2.0 * rows * cols * n * copies / best / 1e9, (data + scales) * copies / best / 1e9, best / copies * 1e6);
+               raw ? " (float input)" : panels ? " (panels)     " : "", 2.0 * rows * cols * n * copies / best / 1e9, (data + scales) * copies / best / 1e9, best / copies * 1e6);
     munmap(mem, (data + scales) * copies + 64);
+    if (packed) munmap(packed, data * copies);
     free(W), free(x), free(y);
 }
 
@@ -113,15 +119,16 @@ static void streams_ab(void) {
 /* A few tokens (the server's batches): GFLOP/s of each product at 1-8
  * tokens with the weights in L2 (about 256 KB a thread: what a core
  * computes) and from memory (what a batched decode step gets). */
-static void tokens(void) {
+static void tokens(const char *only) {
     const struct {
         weight_kind k;
         int rows, cols;
         const char *where; /* "float": FP8 with a float input (wo_a) */
-    } shapes[] = {{WK_BF16, 129280, 128, ""}, {WK_BF16, 129280, 4096, ""}, {WK_FP8, 4096, 8192, ""}, {WK_FP8, 32768, 1024, ""},
+    } shapes[] = {{WK_BF16, 129280, 128, ""}, {WK_BF16, 129280, 128, "panels"}, {WK_BF16, 129280, 4096, ""}, {WK_BF16, 129280, 4096, "panels"},
+                  {WK_FP8, 4096, 8192, ""}, {WK_FP8, 32768, 1024, ""},
                   {WK_FP8, 8192, 4096, "float"}, {WK_FP4, 2048, 4096, ""}};
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
-        for (int n = 1; n <= 8; n *= 2) {
+        for (int n = 1; n <= 8 && (!only || !strcmp(only, weight_kind_name[shapes[i].k])); n *= 2) {
             int rows = shapes[i].rows, cols = shapes[i].cols;
             size_t per_row = (size_t)cols * (shapes[i].k == WK_BF16 ? 4 : shapes[i].k == WK_FP8 ? 2 : 1) / 2;
             int l2 = (int)((256u << 10) * omp_get_max_threads() / per_row) / 128 * 128;
@@ -134,7 +141,7 @@ int main(int argc, char **argv) {
     int only_gemm = argc > 1 && !strcmp(argv[1], "gemm"), only_gemv = argc > 1 && !strcmp(argv[1], "gemv");
     printf("kernels: %s\n", kernel_backend_active()->name);
     if (argc > 1 && !strcmp(argv[1], "tokens")) {
-        tokens();
+        tokens(argc > 2 ? argv[2] : NULL);
         return 0;
     }
     if (argc > 1 && !strcmp(argv[1], "streams")) {

@@ -303,6 +303,78 @@ static void check_stream_tokens(const kernel_backend *be) {
         }
 }
 
+/* Panel-packed F32/BF16 matrices (matrix.h; the model packs its head):
+ * rows decode back unchanged; the fast kernels give every output exactly
+ * the chain gemv_avx512_panels.c defines (rendered here with fmaf: a float
+ * FMA chain in column order, added to a double every 512 columns), for
+ * 1..9 and 17 tokens (streams and row tiles) and any row range; a backend
+ * without panel kernels falls back to the exact portable rows. */
+static float panel_chain(const float *w, const float *x, int cols) {
+    double d = 0;
+    float acc = 0;
+    for (int c = 0; c < cols; c++) {
+        acc = fmaf(w[c], x[c], acc);
+        if (c % 512 == 511 || c == cols - 1) d += acc, acc = 0;
+    }
+    return (float)d;
+}
+
+static void check_panels(void) {
+    const kernel_backend *fast = &backend_avx512_fast;
+    const int rows = 96, col_set[2] = {128, 1280}; /* one flush period; two and a part */
+    for (int kind = WK_F32; kind <= WK_BF16; kind++)
+        for (int ci = 0; ci < 2; ci++) {
+            int cols = col_set[ci];
+            owned_matrix m = make(kind, rows, cols);
+            v4c_matrix P = m.W;
+            CHECK(matrix_packable(&P), "panels: %s %dx%d not packable", weight_kind_name[kind], rows, cols);
+            void *packed = malloc(matrix_bytes(&P, rows));
+            matrix_pack_panels(&P, packed);
+            float *row = malloc(sizeof(float) * cols), *prow = malloc(sizeof(float) * cols);
+            int moved = 0;
+            for (int r = 0; r < rows; r++) {
+                matrix_row_f32(&m.W, r, row), matrix_row_f32(&P, r, prow);
+                moved += memcmp(row, prow, sizeof(float) * cols) != 0;
+            }
+            CHECK(moved == 0, "panels: %d rows of %s %dx%d decode differently packed", moved, weight_kind_name[kind], rows, cols);
+            enum { NMAX = 17 };
+            float *x = malloc(sizeof(float) * NMAX * cols), *want = malloc(sizeof(float) * NMAX * rows), *got = malloc(sizeof(float) * NMAX * rows);
+            for (int i = 0; i < NMAX * cols; i++) x[i] = frand();
+            for (int r = 0; r < rows; r++) {
+                matrix_row_f32(&m.W, r, row);
+                for (int t = 0; t < NMAX; t++) want[t * rows + r] = panel_chain(row, x + (size_t)t * cols, cols);
+            }
+            const int ranges[2][2] = {{0, rows}, {5, 83}}; /* whole; cut inside panels */
+            for (int n = 1; n <= NMAX; n += n < 9 ? 1 : 8)
+                for (int ri = 0; ri < 2; ri++) {
+                    int r0 = ranges[ri][0], nr = ranges[ri][1] - r0, bad = 0, bad_rows = 0;
+                    kernel_backend_set(fast);
+                    memset(got, 0, sizeof(float) * NMAX * rows);
+                    matmul(got, nr, &P, r0, nr, x, cols, n);
+                    for (int t = 0; t < n; t++)
+                        for (int i = 0; i < nr; i++) bad += memcmp(&got[t * nr + i], &want[t * rows + r0 + i], sizeof(float)) != 0;
+                    double *scratch = aligned_alloc(64, (KERNEL_SCRATCH(cols) * sizeof(double) + 63) / 64 * 64);
+                    fast->rows[kind](&P, r0, r0 + nr, x, NULL, cols, n, got, nr, scratch);
+                    free(scratch);
+                    for (int t = 0; t < n; t++)
+                        for (int i = 0; i < nr; i++) bad_rows += memcmp(&got[t * nr + i], &want[t * rows + r0 + i], sizeof(float)) != 0;
+                    CHECK(bad == 0 && bad_rows == 0, "panels %s %dx%d, rows [%d, %d), %d tokens: %d (matmul) and %d (row kernel) outputs differ from the chain",
+                          weight_kind_name[kind], rows, cols, r0, r0 + nr, n, bad, bad_rows);
+                }
+            /* a backend without panel kernels: exact rows, as on the rows as stored */
+            kernel_backend_set(&backend_ref);
+            float *exact = malloc(sizeof(float) * 3 * rows);
+            matmul(exact, rows, &m.W, 0, rows, x, cols, 3);
+            if (cpu_has_avx2()) kernel_backend_set(&backend_avx2);
+            matmul(got, rows, &P, 0, rows, x, cols, 3);
+            CHECK(!memcmp(got, exact, sizeof(float) * 3 * rows), "panels %s %dx%d: the fallback differs from the exact rows", weight_kind_name[kind], rows, cols);
+            kernel_backend_set(fast);
+            free(exact), free(x), free(want), free(got), free(row), free(prow), free(packed), free(m.data), free(m.scale);
+        }
+    v4c_matrix odd = {.kind = WK_BF16, .rows = 40, .cols = 128};
+    CHECK(!matrix_packable(&odd), "panels: 40 rows accepted");
+}
+
 /* Sparse MQA attention: the blocked AVX-512 path and the portable one
  * against a double-precision softmax-with-sink over the same keys. */
 static void check_attend(void) {
@@ -344,7 +416,7 @@ int main(void) {
     dtype_init_tables();
     check_attend();
     check_reference();
-    if (dot_supported()) check_backend(&backend_avx512_fast, 0), check_dot(), check_stream(&backend_avx512_fast), check_stream_tokens(&backend_avx512_fast);
+    if (dot_supported()) check_backend(&backend_avx512_fast, 0), check_dot(), check_stream(&backend_avx512_fast), check_stream_tokens(&backend_avx512_fast), check_panels();
     else printf("no AVX-512 BF16/VBMI on this CPU: dot path skipped\n");
     if (cpu_has_avx2()) check_backend(&backend_avx2, 1);
     else printf("no AVX2 on this CPU: skipped\n");

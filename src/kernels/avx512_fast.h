@@ -271,6 +271,10 @@ INLINE void block_store(const __m512d *ds, int nr, int NT, float *y, int ldy) {
     }
 }
 
+/* n float inputs through rows [r0, r1) of a panel-packed F32/BF16 matrix
+ * (gemv_avx512_panels.c); scratch: 8 * cols floats. */
+void panel_product(const v4c_matrix *W, int r0, int r1, const float *x, int ldx, int n, float *y, int ldy, void *scratch);
+
 /* Kernels of gemv_avx512_float.c the dot path and the table use. */
 void fast_rows_float(const v4c_matrix *W, int r0, int r1, const float *x, const double *xd, int ldx, int n, float *y, int ldy, double *scratch);
 /* FP8 rows [r0, r1) of one 128-row block against n float inputs laid out by

@@ -112,4 +112,4 @@ AVX2 static void rows_plain(const v4c_matrix *W, int r0, int r1, const float *x,
     }
 }
 
-const kernel_backend backend_avx2 = {"avx2", {rows_plain, rows_plain, rows_fp8, rows_fp4}, NULL, NULL, NULL};
+const kernel_backend backend_avx2 = {"avx2", {rows_plain, rows_plain, rows_fp8, rows_fp4}, NULL, NULL, NULL, 0};

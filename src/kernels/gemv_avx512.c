@@ -187,4 +187,4 @@ AVX512 static void rows_plain(const v4c_matrix *W, int r0, int r1, const float *
     }
 }
 
-const kernel_backend backend_avx512 = {"avx512-exact", {rows_plain, rows_plain, rows_fp8, rows_fp4}, NULL, NULL, NULL};
+const kernel_backend backend_avx512 = {"avx512-exact", {rows_plain, rows_plain, rows_fp8, rows_fp4}, NULL, NULL, NULL, 0};

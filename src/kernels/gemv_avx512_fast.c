@@ -624,4 +624,4 @@ void fast_stream(const v4c_matrix *W, int r0, int r1, const dot_input *in, float
  * float scales) run the exact kernels. */
 
 const kernel_backend backend_avx512_fast = {
-    "avx512", {fast_rows_float, fast_rows_float, NULL, NULL}, dot_rows, fast_stream, &backend_avx512};
+    "avx512", {fast_rows_float, fast_rows_float, NULL, NULL}, dot_rows, fast_stream, &backend_avx512, 1};

@@ -158,7 +158,9 @@ DOT static void float_span(const v4c_matrix *W, int r0, int r1, const float *x, 
 DOT void fast_rows_float(const v4c_matrix *W, int r0, int r1, const float *x, const double *xd, int ldx, int n, float *y, int ldy,
                          double *scratch) {
     fast_tables_init();
-    if (W->cols % 16) { /* the exact kernel, with the double inputs matmul leaves to this backend */
+    if (W->panels) {
+        panel_product(W, r0, r1, x, ldx, n, y, ldy, scratch);
+    } else if (W->cols % 16) { /* the exact kernel, with the double inputs matmul leaves to this backend */
         double *own = xd ? NULL : matmul_prepare_input(W->kind, x, ldx, n, W->cols);
         backend_avx512.rows[W->kind](W, r0, r1, x, xd ? xd : own, ldx, n, y, ldy, scratch);
         free(own);
@@ -251,6 +253,10 @@ DOT static int float_short(const v4c_matrix *W, int r0, int r1, const float *x, 
  * S * n <= 8 accumulators (more were measured slower: the x vectors of all
  * tokens are held too). */
 DOT void float_stream(const v4c_matrix *W, int r0, int r1, const float *x, int ldx, int n, float *y, int ldy, void *scratch) {
+    if (W->panels) {
+        panel_product(W, r0, r1, x, ldx, n, y, ldy, scratch);
+        return;
+    }
     if (n > 2 && W->cols > 1024 && W->cols % 16 == 0) {
         __m512d *ds = scratch;                  /* KB_ROWS x 8 double sums: 8 KB */
         float *xp = (float *)(ds + KB_ROWS * 8); /* x packed: n x cols floats */

@@ -25,4 +25,4 @@ static void rows_ref(const v4c_matrix *W, int r0, int r1, const float *x, const 
     free(w);
 }
 
-const kernel_backend backend_ref = {"portable", {rows_ref, rows_ref, rows_ref, rows_ref}, NULL, NULL, NULL};
+const kernel_backend backend_ref = {"portable", {rows_ref, rows_ref, rows_ref, rows_ref}, NULL, NULL, NULL, 0};

@@ -29,8 +29,44 @@ double matrix_bytes(const v4c_matrix *W, int nrows) {
 }
 
 
+int matrix_packable(const v4c_matrix *W) {
+    return (W->kind == WK_F32 || W->kind == WK_BF16) && !W->panels && W->rows % PANEL_ROWS == 0 && W->cols % 16 == 0 && W->cols > 0;
+}
+
+/* Index of element (r, c) of a panel-packed matrix (matrix.h). */
+static size_t panel_index(const v4c_matrix *W, int r, int c) {
+    size_t panel = (size_t)(r / PANEL_ROWS) * PANEL_ROWS * W->cols;
+    if (W->kind == WK_BF16) return panel + (size_t)(c / 2) * 2 * PANEL_ROWS + (r % PANEL_ROWS) * 2 + c % 2;
+    return panel + (size_t)c * PANEL_ROWS + r % PANEL_ROWS;
+}
+
+void matrix_pack_panels(v4c_matrix *W, void *dst) {
+    int panels = W->rows / PANEL_ROWS, cols = W->cols;
+    v4c_matrix P = *W;
+    P.panels = PANEL_ROWS;
+#pragma omp parallel for schedule(static)
+    for (int p = 0; p < panels; p++)
+        for (int i = 0; i < PANEL_ROWS; i++) {
+            int r = p * PANEL_ROWS + i;
+            for (int c = 0; c < cols; c++) {
+                size_t to = panel_index(&P, r, c), from = (size_t)r * cols + c;
+                if (W->kind == WK_BF16) ((uint16_t *)dst)[to] = ((const uint16_t *)W->data)[from];
+                else ((float *)dst)[to] = ((const float *)W->data)[from];
+            }
+        }
+    W->data = dst;
+    W->panels = PANEL_ROWS;
+}
+
 void matrix_row_f32(const v4c_matrix *W, int r, float *out) {
     int n = W->cols;
+    if (W->panels) {
+        for (int c = 0; c < n; c++) {
+            size_t i = panel_index(W, r, c);
+            out[c] = W->kind == WK_BF16 ? bf16_to_f32(((const uint16_t *)W->data)[i]) : ((const float *)W->data)[i];
+        }
+        return;
+    }
     switch (W->kind) {
     case WK_F32:
         memcpy(out, (const float *)W->data + (size_t)r * n, n * sizeof(float));
@@ -85,7 +121,8 @@ double *matmul_prepare_input(weight_kind kind, const float *x, int ldx, int n, i
     return xd;
 }
 
-enum { ROW_TILE = 64 }; /* divides 128: a tile never straddles an FP8 scale block */
+enum { ROW_TILE = 64 }; /* divides 128: a tile never straddles an FP8 scale block; whole panels */
+enum { PANEL_SHARE = 12 * PANEL_ROWS }; /* a stream share of packed rows: whole groups of 3 and of 4 panels (panel_product) */
 
 /* Buffers owned by the calling thread and reused across calls: allocating
  * them per call costs page faults that dominate decode. */
@@ -138,7 +175,7 @@ static dot_input dot_input_for(const kernel_backend *be, const v4c_matrix *W, co
 
 /* Whether W with this input goes through be->stream. */
 static int stream_path(const kernel_backend *be, const v4c_matrix *W, const dot_input *in) {
-    if (!streams_on() || !be->stream) return 0;
+    if (!streams_on() || !be->stream || (W->panels && !be->panels)) return 0;
     return in->n <= STREAM_TOKENS && (in->xb || in->xf || W->kind == WK_F32 || W->kind == WK_BF16);
 }
 
@@ -195,6 +232,7 @@ static void matmul_tiles(const kernel_backend *be, const v4c_matrix *W, int row0
     per_thread = (per_thread + 63) & ~(size_t)63;
     char *scratch = reuse_get(1, threads * per_thread);
     rows_kernel k = be->rows[W->kind] ? be->rows[W->kind] : be->exact->rows[W->kind];
+    if (W->panels && !be->panels) k = backend_ref.rows[W->kind]; /* decodes its rows through matrix_row_f32 */
     /* The exact kernels take the inputs in double; the fast ones do not (the
      * copy would be n x cols doubles per call). */
     double *xd = dot || (be->exact && be->rows[W->kind]) ? NULL : matmul_prepare_input(W->kind, x, ldx, n, cols);
@@ -261,7 +299,9 @@ void matmul_many(const matmul_job *jobs, int count) {
     for (int it = 0; it < items; it++) {
         int j = 0;
         while (first[j + 1] <= it) j++;
-        int shares = first[j + 1] - first[j], share = (rows[j] + shares - 1) / shares, r0 = (it - first[j]) * share;
+        int shares = first[j + 1] - first[j], share = (rows[j] + shares - 1) / shares;
+        if (jobs[j].W->panels) share = (share + PANEL_SHARE - 1) / PANEL_SHARE * PANEL_SHARE; /* whole groups of panels */
+        int r0 = (it - first[j]) * share;
         int r1 = r0 + share < rows[j] ? r0 + share : rows[j], row0 = jobs[j].row0, ldy = jobs[j].ldy ? jobs[j].ldy : rows[j];
         if (r0 < r1) be->stream(jobs[j].W, row0 + r0, row0 + r1, &in[j], jobs[j].y + r0, ldy, scratch + (size_t)omp_get_thread_num() * per_thread);
     }

@@ -21,7 +21,26 @@ typedef struct {
     const void *data;   /* F32/BF16 values, e4m3 codes, or packed e2m1 pairs */
     const void *scale;  /* FP8: [ceil(rows/128), ceil(cols/128)]; FP4: [rows, cols/32] */
     int scale_is_f32;   /* Base checkpoints store FP8 scales as F32, not E8M0 */
+    int panels;         /* F32/BF16: 0, rows one after another; PANEL_ROWS, packed in panels (below) */
 } v4c_matrix;
+
+/* Panels: F32/BF16 rows in groups of PANEL_ROWS, each group stored column
+ * by column, so that a 64-byte vector holds one column of 16 rows (F32) or
+ * two adjacent columns of 16 rows (BF16: row i's columns 2j and 2j+1 in
+ * 32-bit lane i). A kernel then keeps rows in vector lanes and broadcasts
+ * the inputs: every weight vector serves all tokens of a batch, one long
+ * sequential stream per panel (the head at 8 tokens; docs/performance.md).
+ * Element (r, c) of a BF16 matrix lies at (r / 16) * 16 * cols + (c / 2) *
+ * 32 + (r % 16) * 2 + c % 2, of an F32 one at (r / 16) * 16 * cols + c *
+ * 16 + r % 16. */
+enum { PANEL_ROWS = 16 };
+
+/* Whether W (row-major) can be packed: F32/BF16, rows a multiple of
+ * PANEL_ROWS, columns of 16. */
+int matrix_packable(const v4c_matrix *W);
+/* W's rows packed into dst (matrix_bytes(W, W->rows) bytes, not W's own
+ * data), which W then uses. */
+void matrix_pack_panels(v4c_matrix *W, void *dst);
 
 extern const char *const weight_kind_name[WK_COUNT];
 

@@ -81,6 +81,8 @@ struct v4c_model {
     layer_weights *layers;       /* n_layers + n_mtp */
     void **owned;                /* small tensors converted at load */
     int n_owned;
+    void *head_panels;           /* the head packed in panels (pack_head), mapped */
+    size_t head_panels_len;
 };
 
 /* Bind every tensor the model uses (weights.c). */

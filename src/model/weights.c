@@ -4,8 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "model/model.h"
+#include "kernels/backend.h"
 #include "kernels/ops.h"
 #include "util/util.h"
 
@@ -271,6 +273,26 @@ static int bind_layer(binder *b, int li) {
     return 0;
 }
 
+/* The head (F32/BF16, up to 8 tokens a step: a server's batch) reads
+ * fastest packed in panels (matrix.h), when the active backend takes them:
+ * a copy in anonymous huge pages; the checkpoint's own bytes are no longer
+ * read. V4C_PANELS=0 keeps the rows as stored. Best effort: without the
+ * memory, the head stays as it is. */
+static void pack_head(v4c_model *m) {
+    const char *env = getenv("V4C_PANELS");
+    if ((env && !strcmp(env, "0")) || !kernel_backend_active()->panels || !matrix_packable(&m->head)) return;
+    const size_t huge = (size_t)2 << 20;
+    size_t len = (matrix_bytes(&m->head, m->head.rows) + huge - 1) / huge * huge;
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return;
+#ifdef MADV_HUGEPAGE
+    madvise(p, len, MADV_HUGEPAGE);
+#endif
+    matrix_pack_panels(&m->head, p);
+    mprotect(p, len, PROT_READ);
+    m->head_panels = p, m->head_panels_len = len;
+}
+
 int model_bind_weights(v4c_model *m, char *err) {
     binder b = {m, err};
     const v4c_config *c = &m->cfg;
@@ -286,6 +308,7 @@ int model_bind_weights(v4c_model *m, char *err) {
     if (bind_matrix(&b, "head", &m->head, c->vocab_size, c->hidden_size) ||
         bind_vec(&b, "norm.weight", &m->norm, c->hidden_size) || bind_hc_head(&b, "", &m->hc_head))
         return -1;
+    pack_head(m);
     int n = c->n_layers + c->n_mtp;
     m->layers = xcalloc(n, sizeof(layer_weights));
     for (int i = 0; i < n; i++)
@@ -294,6 +317,8 @@ int model_bind_weights(v4c_model *m, char *err) {
 }
 
 void model_free_weights(v4c_model *m) {
+    if (m->head_panels) munmap(m->head_panels, m->head_panels_len);
+    m->head_panels = NULL;
     int n = m->cfg.n_layers + m->cfg.n_mtp;
     if (m->layers)
         for (int i = 0; i < n; i++) free(m->layers[i].experts);
