@@ -1,5 +1,5 @@
 /* Sinkhorn (mHC), RoPE/YaRN frequencies and rotation, Walsh-Hadamard
- * against the explicit matrix, top-k selection. */
+ * against the explicit matrix, top-k selection, SwiGLU. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,7 +127,33 @@ static void test_topk(void) {
     for (int k = 0; k < 300; k++) CHECK(seen[k] == 1, "k = n selects every index once (%d)", k);
 }
 
+/* SwiGLU with the clamp against double precision, over the whole range:
+ * inside and beyond the clamp, far negative (silu -> -0), a row length
+ * that leaves a tail after the 16-wide steps. */
+static void test_swiglu(void) {
+    enum { N = 1000 + 7 };
+    static float h1[N], h3[N], want[N];
+    unsigned seed = 13;
+    const float lim = 7.0f, gain = 0.37f;
+    for (int i = 0; i < N; i++) {
+        float scale = i % 5 == 0 ? 200.0f : i % 5 == 1 ? 0.01f : 12.0f;
+        h1[i] = frand(&seed) * scale, h3[i] = frand(&seed) * scale;
+    }
+    h1[3] = -1e30f, h1[4] = 1e30f, h1[5] = -88.5f, h1[6] = 0.0f;
+    for (int i = 0; i < N; i++) {
+        double x = fmin(h1[i], lim), up = fmax(fmin(h3[i], lim), -lim);
+        want[i] = (float)(up * (x / (1 + exp(-x))) * gain);
+    }
+    swiglu_row(h1, h3, gain, lim, N);
+    int bad = 0;
+    for (int i = 0; i < N; i++)
+        if (!(fabsf(h1[i] - want[i]) <= 4e-7f * fabsf(want[i]) + 1e-30f)) bad++; /* e^-x overflows where x e^x < 1e-35 */
+    CHECK(bad == 0, "swiglu: %d of %d outputs beyond 4e-7 relative", bad, N);
+    CHECK(h1[3] == 0.0f && h1[6] == 0.0f, "swiglu: silu(-1e30) = %g, silu(0) = %g", h1[3], h1[6]);
+}
+
 int main(void) {
+    test_swiglu();
     test_sinkhorn();
     test_rope_freqs();
     test_rope_rotation();

@@ -2,6 +2,8 @@
 
 #include <math.h>
 
+#include "kernels/vexp.h"
+
 float rms_scale(const float *v, int n, float eps) {
     float ss = 0.0f;
     for (int i = 0; i < n; i++) ss += v[i] * v[i];
@@ -55,6 +57,26 @@ void hadamard(float *v, int n) {
 
 float softplusf(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
 float siluf(float x) { return x / (1.0f + expf(-x)); }
+
+__attribute__((target("avx512f"))) static void swiglu_row_avx512(float *h1, const float *h3, float gain, float lim, int n) {
+    const __m512 hi = _mm512_set1_ps(lim), lo = _mm512_set1_ps(-lim), one = _mm512_set1_ps(1.0f), g = _mm512_set1_ps(gain);
+    const __m512 lowest = _mm512_set1_ps(-87.0f); /* e^-x below e^-87 adds nothing to 1 */
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 up = _mm512_min_ps(_mm512_max_ps(_mm512_loadu_ps(h3 + i), lo), hi), x = _mm512_min_ps(_mm512_loadu_ps(h1 + i), hi);
+        __m512 silu = _mm512_div_ps(x, _mm512_add_ps(one, exp512(_mm512_max_ps(_mm512_sub_ps(_mm512_setzero_ps(), x), lowest))));
+        _mm512_storeu_ps(h1 + i, _mm512_mul_ps(_mm512_mul_ps(up, silu), g));
+    }
+    for (; i < n; i++) h1[i] = fminf(fmaxf(h3[i], -lim), lim) * siluf(fminf(h1[i], lim)) * gain;
+}
+
+void swiglu_row(float *h1, const float *h3, float gain, float lim, int n) {
+    if (__builtin_cpu_supports("avx512f")) {
+        swiglu_row_avx512(h1, h3, gain, lim, n);
+        return;
+    }
+    for (int i = 0; i < n; i++) h1[i] = fminf(fmaxf(h3[i], -lim), lim) * siluf(fminf(h1[i], lim)) * gain;
+}
 
 /* A min-heap of the k best so far: O(n log k). */
 static void sift_down(const float *s, int *h, int k, int i) {

@@ -47,12 +47,10 @@ static void experts_group(const v4c_config *c, const expert_weights *const *ex, 
     float lim = c->swiglu_limit;
     for (int k = k0, at = 0; k < k1; k++) {
         int inter = ex[k]->w1.rows, m = (int)(first[k + 1] - first[k]);
-        for (int r = 0; r < m; r++)
-            for (int i = 0; i < inter; i++) {
-                size_t q = (size_t)at + (size_t)r * inter + i;
-                float up = fminf(fmaxf(h3[q], -lim), lim);
-                h1[q] = up * siluf(fminf(h1[q], lim)) * gain[first[k] + r];
-            }
+        for (int r = 0; r < m; r++) {
+            size_t q = (size_t)at + (size_t)r * inter;
+            swiglu_row(h1 + q, h3 + q, gain[first[k] + r], lim, inter);
+        }
         jobs[k - k0] = (matmul_job){ye + (first[k] - a0) * D, 0, &ex[k]->w2, 0, 0, h1 + at, 0, m, 1};
         at += m * inter;
     }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/vexp.h"
 #include "util/util.h"
 #include "v4c.h"
 
@@ -65,20 +66,13 @@ double v4c_sampler_uniform(v4c_sampler *s) { /* xorshift64* */
  * expf), expf otherwise. */
 #define AVX512 __attribute__((target("avx512f,avx512dq")))
 AVX512 static double exp_shifted_avx512(const float *z, float mx, float inv_t, float *p, int V) {
-    const __m512 log2e = _mm512_set1_ps(1.44269504f), ln2_hi = _mm512_set1_ps(0.693145752f), ln2_lo = _mm512_set1_ps(1.42860677e-6f);
-    const __m512 c2 = _mm512_set1_ps(1.0f / 2), c3 = _mm512_set1_ps(1.0f / 6), c4 = _mm512_set1_ps(1.0f / 24), c5 = _mm512_set1_ps(1.0f / 120),
-                 c6 = _mm512_set1_ps(1.0f / 720), one = _mm512_set1_ps(1.0f), lowest = _mm512_set1_ps(-87.0f);
+    const __m512 lowest = _mm512_set1_ps(-87.0f);
     __m512d sum_lo = _mm512_setzero_pd(), sum_hi = _mm512_setzero_pd();
     int i = 0;
     for (; i + 16 <= V; i += 16) {
         __m512 x = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(z + i), _mm512_set1_ps(mx)), _mm512_set1_ps(inv_t));
         __mmask16 under = _mm512_cmp_ps_mask(x, lowest, _CMP_LT_OQ); /* also -inf; NaN never: mx is the max */
-        x = _mm512_max_ps(x, lowest);
-        __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        __m512 r = _mm512_fnmadd_ps(n, ln2_lo, _mm512_fnmadd_ps(n, ln2_hi, x));
-        __m512 q = _mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_fmadd_ps(c6, r, c5), r, c4), r, c3), r, c2);
-        __m512 e = _mm512_scalef_ps(_mm512_fmadd_ps(_mm512_fmadd_ps(q, r, one), r, one), n);
-        e = _mm512_maskz_mov_ps((__mmask16)~under, e);
+        __m512 e = _mm512_maskz_mov_ps((__mmask16)~under, exp512(_mm512_max_ps(x, lowest)));
         _mm512_storeu_ps(p + i, e);
         sum_lo = _mm512_add_pd(sum_lo, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
         sum_hi = _mm512_add_pd(sum_hi, _mm512_cvtps_pd(_mm512_extractf32x8_ps(e, 1)));

@@ -297,6 +297,15 @@ srv_server *srv_start(const srv_options *o, char *err) {
     S->o = *o;
     srv_metrics_init(&S->met);
     char path[4200];
+    /* The scheduler thread runs every forward pass with the threads -t asked
+     * for; this thread loads the model alone. Had it run a parallel region
+     * (the head's packing does), its own OpenMP pool would stay, libgomp
+     * would count more threads than cores and cut its spinning to ~100
+     * rounds, and the scheduler's threads would sleep between the many
+     * parallel regions of a step, each woken by a futex: 15% of the
+     * server's time under load on the tiny model (BENCHMARKS.md). */
+    if (S->o.threads <= 0) S->o.threads = v4c_get_threads();
+    v4c_set_threads(1);
     if (!(S->m = v4c_model_open(o->model_dir, err))) goto fail;
     snprintf(path, sizeof path, "%s/tokenizer.json", o->model_dir);
     if (!(S->tok = v4c_tokenizer_load(path, err))) goto fail;

@@ -219,6 +219,7 @@ static void step(srv_sched *S) {
 
 static void *run(void *arg) {
     srv_sched *S = arg;
+    v4c_set_threads(S->o.threads); /* OpenMP settings are per thread: -t was set on the main one */
     for (;;) {
         srv_job *admitted[256];
         int n_adm = 0;

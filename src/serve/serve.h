@@ -30,6 +30,7 @@ typedef struct {
     int max_queue;         /* waiting requests beyond the slots; more get 503 */
     int prefill_chunk;     /* prompt tokens per sequence per forward */
     int cache_entries;     /* prefix-cache snapshots kept */
+    int threads;           /* threads of the forward passes; 0: v4c_get_threads() when the server starts */
     const char *model_id;  /* the name /v1/models reports; default: basename of model_dir */
 } srv_options;
 
