@@ -15,7 +15,8 @@
  * per token (float_kblock), and their column blocks jump between rows.
  * Here every panel is one sequential stream. Measured on Zen 5, the
  * 129,280 x 4096 BF16 head from memory on both cores (docs/performance.md):
- * 8 tokens 44-48 -> 25-28 ms, 1 token 20-21 -> 16-18 ms. */
+ * 8 tokens 40-45 -> 25-26 ms, 4 tokens 27-28 -> 16-20, 1 token about the
+ * same (14-18 ms). */
 #include <string.h>
 
 #include "kernels/avx512_fast.h"

@@ -23,8 +23,8 @@ static inline float sigmoidf(float x) { return 1.0f / (1.0f + __builtin_expf(-x)
 
 /* SwiGLU with the clamp and a gain (MODEL.md §5), in place over one row:
  * h1[i] = clamp(h3[i], -lim, lim) * silu(min(h1[i], lim)) * gain. With
- * AVX-512 16 at a time (exp512: within ~2 ulp of expf; a batch-8 step of
- * the tiny model spent 13% of its time in the scalar loop). */
+ * AVX-512 16 at a time (exp512: within ~2 ulp of expf; the scalar loop ran
+ * on one thread while the other waited: docs/performance.md). */
 void swiglu_row(float *h1, const float *h3, float gain, float lim, int n);
 
 
