@@ -288,8 +288,7 @@ static void pack_head(v4c_model *m) {
 #ifdef MADV_HUGEPAGE
     madvise(p, len, MADV_HUGEPAGE);
 #endif
-    matrix_pack_panels(&m->head, p);
-    mprotect(p, len, PROT_READ);
+    matrix_pack_panels(&m->head, p); /* left writable, as the weights (safetensors.c: copy_to_huge_pages) */
     m->head_panels = p, m->head_panels_len = len;
 }
 
