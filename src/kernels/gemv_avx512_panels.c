@@ -17,8 +17,6 @@
  * 129,280 x 4096 BF16 head from memory on both cores (docs/performance.md):
  * 8 tokens 40-45 -> 25-26 ms, 4 tokens 27-28 -> 16-20, 1 token about the
  * same (14-18 ms). */
-#include <string.h>
-
 #include "kernels/avx512_fast.h"
 
 enum {

@@ -41,19 +41,17 @@ static size_t panel_index(const v4c_matrix *W, int r, int c) {
 }
 
 void matrix_pack_panels(v4c_matrix *W, void *dst) {
-    int panels = W->rows / PANEL_ROWS, cols = W->cols;
-    v4c_matrix P = *W;
-    P.panels = PANEL_ROWS;
+    /* In 32-bit units, a BF16 column pair or an F32 column: unit u of row i
+     * of panel p goes to (p * units + u) * 16 + i, each panel's 16 rows read
+     * side by side and its units written in order. */
+    int panels = W->rows / PANEL_ROWS;
+    size_t units = W->kind == WK_BF16 ? (size_t)W->cols / 2 : (size_t)W->cols;
+    const uint32_t *src = W->data;
+    uint32_t *out = dst;
 #pragma omp parallel for schedule(static)
     for (int p = 0; p < panels; p++)
-        for (int i = 0; i < PANEL_ROWS; i++) {
-            int r = p * PANEL_ROWS + i;
-            for (int c = 0; c < cols; c++) {
-                size_t to = panel_index(&P, r, c), from = (size_t)r * cols + c;
-                if (W->kind == WK_BF16) ((uint16_t *)dst)[to] = ((const uint16_t *)W->data)[from];
-                else ((float *)dst)[to] = ((const float *)W->data)[from];
-            }
-        }
+        for (size_t u = 0; u < units; u++)
+            for (int i = 0; i < PANEL_ROWS; i++) out[((size_t)p * units + u) * PANEL_ROWS + i] = src[((size_t)p * PANEL_ROWS + i) * units + u];
     W->data = dst;
     W->panels = PANEL_ROWS;
 }
