@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "util/util.h"
+#include "util/workmem.h"
 
 /* Safetensors: u64 little-endian header length N, N bytes of JSON
  * {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {...}},
@@ -207,13 +208,9 @@ static int open_index(st_set *set, const char *dir, const char *index_path, char
  * lazily mapped, as does everything when V4C_MMAP=1. Best effort: a file
  * that cannot be copied keeps its mapping. */
 static int copy_to_huge_pages(st_file *f) {
-    const size_t huge = (size_t)2 << 20;
-    size_t len = (f->size + huge - 1) / huge * huge;
-    uint8_t *buf = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (buf == MAP_FAILED) return -1;
-#ifdef MADV_HUGEPAGE
-    madvise(buf, len, MADV_HUGEPAGE);
-#endif
+    size_t len;
+    uint8_t *buf = huge_map(f->size, &len);
+    if (!buf) return -1;
     int fd = open(f->path, O_RDONLY);
     size_t done = 0;
     while (fd >= 0 && done < f->size) {

@@ -43,15 +43,17 @@ static size_t panel_index(const v4c_matrix *W, int r, int c) {
 void matrix_pack_panels(v4c_matrix *W, void *dst) {
     /* In 32-bit units, a BF16 column pair or an F32 column: unit u of row i
      * of panel p goes to (p * units + u) * 16 + i, each panel's 16 rows read
-     * side by side and its units written in order. */
+     * side by side and its units written in order. The source is read by
+     * memcpy: a BF16 tensor of a checkpoint need only be 2-byte aligned. */
     int panels = W->rows / PANEL_ROWS;
     size_t units = W->kind == WK_BF16 ? (size_t)W->cols / 2 : (size_t)W->cols;
-    const uint32_t *src = W->data;
+    const char *src = W->data;
     uint32_t *out = dst;
 #pragma omp parallel for schedule(static)
     for (int p = 0; p < panels; p++)
         for (size_t u = 0; u < units; u++)
-            for (int i = 0; i < PANEL_ROWS; i++) out[((size_t)p * units + u) * PANEL_ROWS + i] = src[((size_t)p * PANEL_ROWS + i) * units + u];
+            for (int i = 0; i < PANEL_ROWS; i++)
+                memcpy(&out[((size_t)p * units + u) * PANEL_ROWS + i], src + (((size_t)p * PANEL_ROWS + i) * units + u) * 4, 4);
     W->data = dst;
     W->panels = PANEL_ROWS;
 }
@@ -180,6 +182,14 @@ static int stream_path(const kernel_backend *be, const v4c_matrix *W, const dot_
 /* Whether n tokens over nrows x cols are worth a parallel region. */
 static int worth_threads(int nrows, int cols, int n) { return (size_t)nrows * cols * (n + 1) > 65536; }
 
+/* Whether a product may open a parallel region of its own: only outside
+ * every other one. Inside an active region it would get one thread
+ * anyway; inside an inactive one (`if` false) it would be a nested
+ * region, for which libgomp starts fresh threads at every call (the
+ * indexer's one-token products: 1.5 ms each, until the fourth session of
+ * 2026-11-29). Inside any region a product runs on the calling thread. */
+static int may_fork(void) { return omp_get_level() == 0; }
+
 /* Shares of at least 1 MB, up to 8 per thread, taken as threads come free:
  * memory speed differs between cores from moment to moment (decode,
  * alternating runs: 10.0-13.1 -> 15.2-18.7 tok/s against one static half
@@ -224,7 +234,7 @@ static void matmul_tiles(const kernel_backend *be, const v4c_matrix *W, int row0
         slices = (n + slice - 1) / slice;
     }
     int items = tiles * slices;
-    int parallel = items > 1 && worth_threads(nrows, cols, n);
+    int parallel = items > 1 && worth_threads(nrows, cols, n) && may_fork();
     int threads = parallel ? max_threads : 1, dot = in->xb || in->xf;
     size_t per_thread = dot ? DOT_SCRATCH(ROW_TILE, cols) : KERNEL_SCRATCH(cols) * sizeof(double);
     per_thread = (per_thread + 63) & ~(size_t)63;
@@ -293,7 +303,7 @@ void matmul_many(const matmul_job *jobs, int count) {
     double bytes = 0, op_bytes[OP_COUNT] = {0};
     size_t per_thread = stream_scratch(cols_max);
     char *scratch = items ? reuse_get(1, threads * per_thread) : NULL;
-#pragma omp parallel for schedule(dynamic, 1) if (items > 1)
+#pragma omp parallel for schedule(dynamic, 1) if (items > 1 && may_fork())
     for (int it = 0; it < items; it++) {
         int j = 0;
         while (first[j + 1] <= it) j++;

@@ -58,6 +58,8 @@ void hadamard(float *v, int n) {
 float softplusf(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
 float siluf(float x) { return x / (1.0f + expf(-x)); }
 
+static inline float swiglu1(float h1, float h3, float gain, float lim) { return fminf(fmaxf(h3, -lim), lim) * siluf(fminf(h1, lim)) * gain; }
+
 __attribute__((target("avx512f"))) static void swiglu_row_avx512(float *h1, const float *h3, float gain, float lim, int n) {
     const __m512 hi = _mm512_set1_ps(lim), lo = _mm512_set1_ps(-lim), one = _mm512_set1_ps(1.0f), g = _mm512_set1_ps(gain);
     const __m512 lowest = _mm512_set1_ps(-87.0f); /* e^-x below e^-87 adds nothing to 1 */
@@ -67,7 +69,7 @@ __attribute__((target("avx512f"))) static void swiglu_row_avx512(float *h1, cons
         __m512 silu = _mm512_div_ps(x, _mm512_add_ps(one, exp512(_mm512_max_ps(_mm512_sub_ps(_mm512_setzero_ps(), x), lowest))));
         _mm512_storeu_ps(h1 + i, _mm512_mul_ps(_mm512_mul_ps(up, silu), g));
     }
-    for (; i < n; i++) h1[i] = fminf(fmaxf(h3[i], -lim), lim) * siluf(fminf(h1[i], lim)) * gain;
+    for (; i < n; i++) h1[i] = swiglu1(h1[i], h3[i], gain, lim);
 }
 
 void swiglu_row(float *h1, const float *h3, float gain, float lim, int n) {
@@ -75,7 +77,7 @@ void swiglu_row(float *h1, const float *h3, float gain, float lim, int n) {
         swiglu_row_avx512(h1, h3, gain, lim, n);
         return;
     }
-    for (int i = 0; i < n; i++) h1[i] = fminf(fmaxf(h3[i], -lim), lim) * siluf(fminf(h1[i], lim)) * gain;
+    for (int i = 0; i < n; i++) h1[i] = swiglu1(h1[i], h3[i], gain, lim);
 }
 
 /* A min-heap of the k best so far: O(n log k). */

@@ -64,10 +64,9 @@ void indexer_select(const v4c_model *m, const layer_weights *w, const batch *b, 
      * tokens of a batch are split between threads, each product running on
      * its thread alone (a parallel region per token cost more than its
      * work: the indexer took 5x its one-token time at a batch of 8). One
-     * token stays outside any OpenMP construct: inside even an inactive
-     * region (`if` false), the product's own region was a nested one, and
-     * libgomp started fresh threads for it at every call (1.5 ms a call;
-     * decode at 1K context 2,605 -> 250-600 tok/s). */
+     * token stays outside any OpenMP construct, so that its product may
+     * split between the threads: inside a region, even an inactive one,
+     * products run on the calling thread (matrix.c, may_fork). */
     if (n == 1) {
         float *dots = work_alloc((size_t)nI * max_entries * sizeof(float)), *score = work_alloc((size_t)max_entries * sizeof(float));
         score_token(b, w->index, 0, nI, dI, topk, qI, wts, dots, score, sel, n_sel);

@@ -10,6 +10,7 @@
 #include "kernels/backend.h"
 #include "kernels/ops.h"
 #include "util/util.h"
+#include "util/workmem.h"
 
 typedef struct {
     v4c_model *m;
@@ -281,13 +282,9 @@ static int bind_layer(binder *b, int li) {
 static void pack_head(v4c_model *m) {
     const char *env = getenv("V4C_PANELS");
     if ((env && !strcmp(env, "0")) || !kernel_backend_active()->panels || !matrix_packable(&m->head)) return;
-    const size_t huge = (size_t)2 << 20;
-    size_t len = (matrix_bytes(&m->head, m->head.rows) + huge - 1) / huge * huge;
-    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return;
-#ifdef MADV_HUGEPAGE
-    madvise(p, len, MADV_HUGEPAGE);
-#endif
+    size_t len;
+    void *p = huge_map((size_t)matrix_bytes(&m->head, m->head.rows), &len);
+    if (!p) return;
     matrix_pack_panels(&m->head, p); /* left writable, as the weights (safetensors.c: copy_to_huge_pages) */
     m->head_panels = p, m->head_panels_len = len;
 }

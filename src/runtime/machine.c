@@ -9,6 +9,7 @@
 
 #include "kernels/backend.h"
 #include "util/util.h"
+#include "util/workmem.h"
 
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
 #define AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
@@ -37,9 +38,9 @@ double machine_read_gbs(int threads) {
     size_t n = (size_t)1 << 30; /* 1 GiB: far beyond any cache */
     /* In huge pages, like the weights (safetensors.c): with 4 KB pages, TLB
      * misses would set this machine's pace and not the memory's. */
-    uint8_t *buf = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (buf == MAP_FAILED) return 0;
-    madvise(buf, n, MADV_HUGEPAGE);
+    size_t len;
+    uint8_t *buf = huge_map(n, &len);
+    if (!buf) return 0;
     int simd = cpu_has_avx512();
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (size_t i = 0; i < n; i += 4096) memset(buf + i, (int)(i >> 12), 4096);
@@ -58,7 +59,7 @@ double machine_read_gbs(int threads) {
         machine_sink += total;
         if (n / t / 1e9 > best) best = n / t / 1e9;
     }
-    munmap(buf, n);
+    munmap(buf, len);
     return best;
 }
 

@@ -45,6 +45,16 @@ static header *take_cached(size_t need) {
     return h;
 }
 
+void *huge_map(size_t bytes, size_t *len) {
+    *len = (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+    void *p = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(p, *len, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
 void *work_alloc(size_t bytes) {
     size_t need = bytes + HEADER;
     header *h;
@@ -52,16 +62,11 @@ void *work_alloc(size_t bytes) {
         h = xaligned(need);
         h->cap = need, h->mapped = 0;
     } else if (!(h = take_cached(need))) {
-        size_t cap = (need + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
-        void *p = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED) {
+        size_t cap;
+        if (!(h = huge_map(need, &cap))) {
             fprintf(stderr, "v4c: out of memory (%zu bytes)\n", cap);
             abort();
         }
-#ifdef MADV_HUGEPAGE
-        madvise(p, cap, MADV_HUGEPAGE);
-#endif
-        h = p;
         h->cap = cap, h->mapped = 1;
     }
     h->magic = MAGIC;

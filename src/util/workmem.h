@@ -14,4 +14,11 @@ void work_free(void *p);
 /* Unmaps every cached block (tests, or a process done with the model). */
 void work_release(void);
 
+/* Anonymous memory in transparent huge pages (MADV_HUGEPAGE): bytes
+ * rounded up to whole 2 MB pages, the mapped length in *len (munmap it
+ * with that); NULL when it cannot be had. Weights, scratch blocks and the
+ * bandwidth probe all stream through such memory: with 4 KB pages this
+ * project's VM spends more on page walks than on the reads. */
+void *huge_map(size_t bytes, size_t *len);
+
 #endif
