@@ -5,6 +5,7 @@
  * build: see bench/kernel_bench.sh; OMP_NUM_THREADS sets the threads;
  * `kernel_bench gemm` runs the GEMMs only, `kernel_bench gemv` the GEMVs,
  * `kernel_bench streams` the streams against the batch kernels,
+ * `kernel_bench decode` decode's products on Flash's shapes from memory,
  * `kernel_bench tokens [KIND]` GFLOP/s at 1-8 tokens in L2 and from memory
  * (KIND: only BF16, FP8 or FP4 weights). */
 #define _GNU_SOURCE
@@ -137,11 +138,37 @@ static void tokens(const char *only) {
         }
 }
 
+/* Decode's products on Flash's shapes, one token from memory (512 MB of
+ * copies each), to see which of them falls short of the read bandwidth. */
+static void decode_shapes(void) {
+    const struct {
+        weight_kind k;
+        int rows, cols;
+        const char *where, *name;
+    } shapes[] = {{WK_FP8, 1024, 4096, "memory", "wq_a"},       {WK_FP8, 512, 4096, "memory", "wkv"},
+                  {WK_FP8, 32768, 1024, "memory", "wq_b"},      {WK_FP8, 1024, 4096, "float-mem", "wo_a group"},
+                  {WK_FP8, 4096, 8192, "memory", "wo_b"},       {WK_FP8, 2048, 4096, "memory", "shared w1/w3"},
+                  {WK_FP8, 4096, 2048, "memory", "shared w2"},  {WK_FP4, 2048, 4096, "memory", "expert w1/w3"},
+                  {WK_FP4, 4096, 2048, "memory", "expert w2"}};
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+        size_t row = shapes[i].k == WK_FP4 ? (size_t)shapes[i].cols / 2 : (size_t)shapes[i].cols;
+        int l2 = (int)((384u << 10) * omp_get_max_threads() / row) / 128 * 128; /* 384 KB a thread: in L2 */
+        printf("%-13s ", shapes[i].name);
+        run(shapes[i].k, l2 < 128 ? 128 : l2, shapes[i].cols, 1, 500, strcmp(shapes[i].where, "memory") ? "float-l2" : "cache", 1);
+        printf("%-13s ", shapes[i].name);
+        run(shapes[i].k, shapes[i].rows, shapes[i].cols, (int)((512u << 20) / ((size_t)shapes[i].rows * shapes[i].cols)), 5, shapes[i].where, 1);
+    }
+}
+
 int main(int argc, char **argv) {
     int only_gemm = argc > 1 && !strcmp(argv[1], "gemm"), only_gemv = argc > 1 && !strcmp(argv[1], "gemv");
     printf("kernels: %s\n", kernel_backend_active()->name);
     if (argc > 1 && !strcmp(argv[1], "tokens")) {
         tokens(argc > 2 ? argv[2] : NULL);
+        return 0;
+    }
+    if (argc > 1 && !strcmp(argv[1], "decode")) {
+        decode_shapes();
         return 0;
     }
     if (argc > 1 && !strcmp(argv[1], "streams")) {

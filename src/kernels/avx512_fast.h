@@ -98,8 +98,18 @@ INLINE fp8_tables fp8_tables_load(void) {
     return t;
 }
 
-INLINE void fp8_decode(const fp8_tables *T, const uint8_t *p, __m512i *w0, __m512i *w1) {
+/* The weight line, loaded once. Left to itself GCC folds the load into
+ * each instruction that uses it (vpermi2b overwrites its index, so it
+ * reloads rather than copies): three loads of every line, and from memory
+ * each extra load of a line costs read bandwidth (docs/performance.md). */
+INLINE __m512i load_once(const void *p) {
     __m512i b = _mm512_loadu_si512(p);
+    __asm__("" : "+v"(b));
+    return b;
+}
+
+INLINE void fp8_decode(const fp8_tables *T, const uint8_t *p, __m512i *w0, __m512i *w1) {
+    __m512i b = load_once(p);
     __m512i hb = _mm512_permutex2var_epi8(T->hi0, b, T->hi1); /* index bits 0-6: the magnitude */
     hb = _mm512_ternarylogic_epi32(hb, b, T->sign, 0xF8);       /* hb | (b & 0x80) */
     __m512i lb = _mm512_permutex2var_epi8(T->lo0, b, T->lo1);

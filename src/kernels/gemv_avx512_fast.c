@@ -169,7 +169,7 @@ INLINE fp4_tables fp4_tables_load(void) {
 /* Step g (128 columns, 64 bytes) of a row as 4 chunks of unscaled bf16
  * codes; in-lane shuffles only, so lane L holds scale group 4g + L. */
 INLINE void fp4_decode(const fp4_tables *T, const fp4_row *R, int g, __m512i c[4]) {
-    __m512i b = _mm512_loadu_si512(R->codes + 64 * g);
+    __m512i b = load_once(R->codes + 64 * g);
     __m512i lo = _mm512_and_si512(b, T->nibble), hi = _mm512_and_si512(_mm512_srli_epi16(b, 4), T->nibble);
     __m512i l0 = _mm512_shuffle_epi8(T->lo, lo), h0 = _mm512_shuffle_epi8(T->hi, lo);
     __m512i l1 = _mm512_shuffle_epi8(T->lo, hi), h1 = _mm512_shuffle_epi8(T->hi, hi);
