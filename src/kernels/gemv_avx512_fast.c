@@ -240,7 +240,9 @@ INLINE void gemv_rows(const v4c_matrix *W, int r, int rs, int NR, int NT, const 
             __m512i x1[4];
             __mmask32 nz1[4];
             if (NT == 1) /* one token: the scales go on x. Its nonzero words, found once for all rows, carry
-                          * the -127 of the exponent bias already (integer words; valid again once a scale is added). */
+                          * the -127 of the exponent bias already (integer words; valid again once a scale is added).
+                          * The scaled copy zero-masks the others: a +0 for a -0 changes no sum (each chain starts
+                          * at +0), and the copy of x a merge would need is saved. */
                 _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) {
                     x1[q] = _mm512_loadu_si512(xs + 128 * g + 32 * q);
                     nz1[q] = _mm512_test_epi16_mask(x1[q], _mm512_set1_epi16(0x7FFF));
@@ -251,7 +253,7 @@ INLINE void gemv_rows(const v4c_matrix *W, int r, int rs, int NR, int NT, const 
                 fp4_decode(&T, &R[i], g, c);
                 if (NT == 1) {
                     __m512i e = fp4_exponent_words(&R[i], g);
-                    _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) acc[i] = DP(acc[i], c[q], _mm512_mask_add_epi16(x1[q], nz1[q], x1[q], e));
+                    _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) acc[i] = DP(acc[i], c[q], _mm512_maskz_add_epi16(nz1[q], x1[q], e));
                 } else {
                     __m512i e7 = fp4_scale_words(&R[i], g);
                     _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) c[q] = bf16_scale(c[q], e7);

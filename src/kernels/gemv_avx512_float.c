@@ -26,7 +26,7 @@ static inline int panel_rows(int cols) {
 /* 16 weights of row r from column k. */
 INLINE __m512 decode16(const v4c_matrix *W, int r, int k) {
     size_t at = (size_t)r * W->cols + k;
-    if (W->kind == WK_F32) return _mm512_loadu_ps((const float *)W->data + at);
+    if (W->kind == WK_F32) return load_once_ps((const float *)W->data + at);
     __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)W->data + at));
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }

@@ -33,8 +33,8 @@ INLINE void pair_load(int bf16, const char *p, int j, __m512 *even, __m512 *odd)
         *even = _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
         *odd = _mm512_castsi512_ps(_mm512_and_si512(w, _mm512_set1_epi32((int)0xFFFF0000)));
     } else {
-        *even = _mm512_loadu_ps((const float *)(p + (size_t)j * 128));
-        *odd = _mm512_loadu_ps((const float *)(p + (size_t)j * 128 + 64));
+        *even = load_once_ps((const float *)(p + (size_t)j * 128));
+        *odd = load_once_ps((const float *)(p + (size_t)j * 128 + 64));
     }
 }
 
