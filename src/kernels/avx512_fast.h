@@ -297,6 +297,7 @@ void fast_rows_float(const v4c_matrix *W, int r0, int r1, const float *x, const 
  * float_prepare. */
 void float_stream(const v4c_matrix *W, int r0, int r1, const float *x, int ldx, int n, float *y, int ldy, void *scratch);
 int fp8_float_stream(const v4c_matrix *W, int r0, int r1, const float *xf, float *y);
+int fp8_float_block_streams(const v4c_matrix *W, int r0, int r1, const float *xf, float *y, float *xs);
 int fp8_float_stream2(const v4c_matrix *W, int r0, int r1, const float *xf, float *y, int ldy);
 /* 3..8 tokens of FP8 rows [r0, r1) with a float input (float_prepare's). */
 void fp8_float_kblock(const v4c_matrix *W, int r0, int r1, const float *xf, int scalable, int n, float *y, int ldy, void *scratch);

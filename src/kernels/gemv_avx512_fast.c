@@ -613,7 +613,8 @@ void fast_stream(const v4c_matrix *W, int r0, int r1, const dot_input *in, float
         dot_stream(W, r0, r1, in, y, ldy, scratch);
     } else if (in->xf) {
         int ok = W->cols % 64 == 0 && stream_blocks_ok(W, r0, r1), rest = r0;
-        if (ok && in->n == 1) rest = fp8_float_stream(W, r0, r1, in->xf, y);
+        if (ok && in->n == 1 && in->xf_scalable) rest = fp8_float_block_streams(W, r0, r1, in->xf, y, scratch);
+        else if (ok && in->n == 1) rest = fp8_float_stream(W, r0, r1, in->xf, y);
         else if (ok && in->n == 2) rest = fp8_float_stream2(W, r0, r1, in->xf, y, ldy);
         else if (ok) fp8_float_kblock(W, r0, r1, in->xf, in->xf_scalable, in->n, y, ldy, scratch), rest = r1;
         if (rest < r1) dot_rows(W, rest, r1, in, y + (rest - r0), ldy, scratch);
