@@ -18,7 +18,7 @@ enum {
     FLUSH_CHUNKS = 16, /* 512 columns: 32 products per float lane */
     MR = 4,            /* rows per micro-tile (panel rows padded to it) */
     VR = 8,            /* rows decoded together for one token: more streams, fewer flushes per byte */
-    VA = 8,            /* accumulators of a few-token pass (rows x tokens) */
+    VA = 16,           /* accumulators of a few-token pass (rows x tokens): 4 streams x 4 tokens */
     FEW = 4,           /* few_tokens() */
     FEW_SHORT = 8,
     MT = DOT_TOKENS,   /* tokens per micro-tile */

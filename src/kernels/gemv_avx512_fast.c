@@ -447,16 +447,19 @@ DOT static int fp4_rows_ok(const v4c_matrix *W, int r, int rs, int nr) {
     return 1;
 }
 
-/* K(NR, NT) for the streams of nt tokens: 4 streams for 1-2 tokens, 2 for
- * 3-4 (NR * NT <= VA). */
-static inline int streams_for(int nt) { return nt <= 2 ? STREAMS : 2; }
+/* K(NR, NT) for the streams of nt tokens: 4 streams for 1-4 tokens (NR *
+ * NT <= VA). With 2 streams at 3-4 tokens (8 chains of 4 dependent dot
+ * products per 128 columns) a pass waited on the products' latency: FP8
+ * 4096 x 8192 at 4 tokens from memory 146-149 -> 197-218 GFLOP/s, FP4
+ * 2048 x 4096 221-232 -> 244-246, alternating builds. */
+static inline int streams_for(int nt) { (void)nt; return STREAMS; }
 #define STREAM_SHAPES(K, nt)                                                                                                              \
     do {                                                                                                                                  \
         switch (nt) {                                                                                                                     \
         case 1: K(STREAMS, 1); break;                                                                                                     \
         case 2: K(STREAMS, 2); break;                                                                                                     \
-        case 3: K(2, 3); break;                                                                                                           \
-        default: K(2, 4); break;                                                                                                          \
+        case 3: K(STREAMS, 3); break;                                                                                                     \
+        default: K(STREAMS, 4); break;                                                                                                    \
         }                                                                                                                                 \
     } while (0)
 
