@@ -456,12 +456,13 @@ INLINE int fp8f_streams(const v4c_matrix *W, int r0, int r1, const float *xf, in
  * 0.97-1.09 ms so), each in a function of its own: with both loops in one,
  * the one-token loop ran 7% slower. */
 DOT int fp8_float_stream(const v4c_matrix *W, int r0, int r1, const float *xf, float *y) { return fp8f_streams(W, r0, r1, xf, 1, y, 1); }
+DOT int fp8_float_stream2(const v4c_matrix *W, int r0, int r1, const float *xf, float *y, int ldy) { return fp8f_streams(W, r0, r1, xf, 2, y, ldy); }
 
 /* One token when x takes any scale exactly (float_prepare's xf_scalable):
  * the STREAMS streams of each 128-row block in turn share one copy of x
  * with the block's scales, so no weight is multiplied by its scale (a
- * quarter of the loop's work). Same products, same chains. Returns where
- * the rows it left begin (none: a block's remainder goes row by row). */
+ * quarter of the loop's work). Same products, same chains. Takes all the
+ * rows (a block's remainder row by row): returns r1. */
 DOT int fp8_float_block_streams(const v4c_matrix *W, int r0, int r1, const float *xf, float *y, float *xs) {
     int cols = W->cols;
     for (int a = r0; a < r1;) {
@@ -474,4 +475,3 @@ DOT int fp8_float_block_streams(const v4c_matrix *W, int r0, int r1, const float
     }
     return r1;
 }
-DOT int fp8_float_stream2(const v4c_matrix *W, int r0, int r1, const float *xf, float *y, int ldy) { return fp8f_streams(W, r0, r1, xf, 2, y, ldy); }
