@@ -282,11 +282,13 @@ static int bind_layer(binder *b, int li) {
 static void pack_head(v4c_model *m) {
     const char *env = getenv("V4C_PANELS");
     if ((env && !strcmp(env, "0")) || !kernel_backend_active()->panels || !matrix_packable(&m->head)) return;
-    size_t len;
-    void *p = huge_map((size_t)matrix_bytes(&m->head, m->head.rows), &len);
+    size_t len, bytes = (size_t)matrix_bytes(&m->head, m->head.rows);
+    void *p = huge_map(bytes, &len);
     if (!p) return;
+    const void *stored = m->head.data;
     matrix_pack_panels(&m->head, p); /* left writable, as the weights (safetensors.c: copy_to_huge_pages) */
     m->head_panels = p, m->head_panels_len = len;
+    huge_release(stored, bytes); /* read no more: the panels replace it (1 GB for Flash's head) */
 }
 
 int model_bind_weights(v4c_model *m, char *err) {

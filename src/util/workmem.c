@@ -55,6 +55,11 @@ void *huge_map(size_t bytes, size_t *len) {
     return p;
 }
 
+void huge_release(const void *p, size_t bytes) {
+    uintptr_t a = ((uintptr_t)p + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE, b = ((uintptr_t)p + bytes) / HUGE_PAGE * HUGE_PAGE;
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
 void *work_alloc(size_t bytes) {
     size_t need = bytes + HEADER;
     header *h;

@@ -21,4 +21,10 @@ void work_release(void);
  * project's VM spends more on page walks than on the reads. */
 void *huge_map(size_t bytes, size_t *len);
 
+/* Gives the whole 2 MB pages inside [p, p + bytes) of a mapping back to
+ * the kernel: bytes nothing will read again, such as a tensor repacked
+ * elsewhere (anonymous memory then reads as zeros, a file mapping as the
+ * file). Pages shared with neighbours are kept, so none is split. */
+void huge_release(const void *p, size_t bytes);
+
 #endif
