@@ -108,11 +108,7 @@ INLINE __m512i load_once(const void *p) {
     return b;
 }
 
-INLINE __m512 load_once_ps(const float *p) {
-    __m512 v = _mm512_loadu_ps(p);
-    __asm__("" : "+v"(v));
-    return v;
-}
+INLINE __m512 load_once_ps(const float *p) { return _mm512_castsi512_ps(load_once(p)); }
 
 INLINE void fp8_decode(const fp8_tables *T, const uint8_t *p, __m512i *w0, __m512i *w1) {
     __m512i b = load_once(p);

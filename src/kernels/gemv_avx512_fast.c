@@ -447,12 +447,11 @@ DOT static int fp4_rows_ok(const v4c_matrix *W, int r, int rs, int nr) {
     return 1;
 }
 
-/* K(NR, NT) for the streams of nt tokens: 4 streams for 1-4 tokens (NR *
- * NT <= VA). With 2 streams at 3-4 tokens (8 chains of 4 dependent dot
- * products per 128 columns) a pass waited on the products' latency: FP8
- * 4096 x 8192 at 4 tokens from memory 146-149 -> 197-218 GFLOP/s, FP4
- * 2048 x 4096 221-232 -> 244-246, alternating builds. */
-static inline int streams_for(int nt) { (void)nt; return STREAMS; }
+/* K(STREAMS, NT) for nt = 1..4 tokens, NT a constant: STREAMS streams at
+ * every count (STREAMS * NT <= VA). With 2 streams at 3-4 tokens (8 chains
+ * of 4 dependent dot products per 128 columns) a pass waited on the
+ * products' latency: FP8 4096 x 8192 at 4 tokens from memory 146-149 ->
+ * 197-218 GFLOP/s, FP4 2048 x 4096 221-232 -> 244-246, alternating builds. */
 #define STREAM_SHAPES(K, nt)                                                                                                              \
     do {                                                                                                                                  \
         switch (nt) {                                                                                                                     \
@@ -468,7 +467,7 @@ static inline int streams_for(int nt) { (void)nt; return STREAMS; }
  * beside the streams on long rows (4 x 16 KB at 8192 columns; measured 43
  * -> 40 GB/s at 4096 x 8192). */
 DOT static void fp8_block_streams(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch) {
-    int n = in->n, S = streams_for(n);
+    int n = in->n, S = STREAMS;
     uint16_t *xs = scratch, *rest = xs + (size_t)n * W->cols;
     for (int a = r0; a < r1;) {
         int b = (a / 128 + 1) * 128 < r1 ? (a / 128 + 1) * 128 : r1, per = (b - a) / S, tail = a + S * per;
@@ -554,7 +553,7 @@ INLINE void dot_kblock(const v4c_matrix *W, int r0, int r1, const dot_input *in,
  * copy of x scaled for its row block. Returns where the rows it left
  * (fewer than S) begin. */
 DOT static int row_streams(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch) {
-    int n = in->n, S = streams_for(n), per = (r1 - r0) / S, fp8 = W->kind == WK_FP8;
+    int n = in->n, S = STREAMS, per = (r1 - r0) / S, fp8 = W->kind == WK_FP8;
     uint16_t *xs = scratch;
     for (int j = 0; j < per; j++) {
         int r = r0 + j;

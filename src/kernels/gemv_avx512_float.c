@@ -350,17 +350,22 @@ INLINE void fp8f_rows(const v4c_matrix *W, int r, int rs, int NR, int NT, const 
     store_pass(ds, NR, NT, rs, y, ldy);
 }
 
+/* n inputs ([n][cols], float_prepare's) times the scales of the 128-row
+ * block holding row r, into xs: exact when float_prepare said xf_scalable. */
+INLINE void scale_for_block(const v4c_matrix *W, int r, const float *xf, int n, float *xs) {
+    int cols = W->cols;
+    for (int k = 0; k < cols; k += 128) {
+        __m512 sc = _mm512_set1_ps(fp8_block_scale(W, r, k / 128));
+        for (int t = 0; t < n; t++)
+            for (int q = 0; q < 128; q += 16) _mm512_storeu_ps(xs + (size_t)t * cols + k + q, _mm512_mul_ps(_mm512_loadu_ps(xf + (size_t)t * cols + k + q), sc));
+    }
+}
+
 DOT void fast_fp8_float_span(const v4c_matrix *W, int r0, int r1, const float *xf, int xf_scalable, int n, float *y, int ldy, float *panel) {
     int cols = W->cols;
     if (n <= few_tokens(cols)) { /* a few tokens: rows decoded on the fly */
         const float *xs = xf;
-        if (xf_scalable) { /* this row block's scales into x, once for its rows */
-            for (int t = 0; t < n; t++)
-                for (int k = 0; k < cols; k += 16)
-                    _mm512_storeu_ps(panel + (size_t)t * cols + k,
-                                     _mm512_mul_ps(_mm512_loadu_ps(xf + (size_t)t * cols + k), _mm512_set1_ps(fp8_block_scale(W, r0, k / 128))));
-            xs = panel;
-        }
+        if (xf_scalable) scale_for_block(W, r0, xf, n, panel), xs = panel; /* this row block's scales into x, once for its rows */
         for (int r = r0; r < r1;) {
             int nr = r1 - r >= rows_for(n) ? rows_for(n) : 1;
 #define FP8F_ROWS(NR, NT, ...) (xf_scalable ? fp8f_rows(W, r, 1, NR, NT, xs, 1, y + (r - r0), ldy) : fp8f_rows(W, r, 1, NR, NT, xs, 0, y + (r - r0), ldy))
@@ -464,11 +469,9 @@ DOT int fp8_float_stream2(const v4c_matrix *W, int r0, int r1, const float *xf, 
  * quarter of the loop's work). Same products, same chains. Takes all the
  * rows (a block's remainder row by row): returns r1. */
 DOT int fp8_float_block_streams(const v4c_matrix *W, int r0, int r1, const float *xf, float *y, float *xs) {
-    int cols = W->cols;
     for (int a = r0; a < r1;) {
         int b = (a / 128 + 1) * 128 < r1 ? (a / 128 + 1) * 128 : r1, per = (b - a) / STREAMS;
-        for (int k = 0; k < cols; k += 16)
-            _mm512_storeu_ps(xs + k, _mm512_mul_ps(_mm512_loadu_ps(xf + k), _mm512_set1_ps(fp8_block_scale(W, a, k / 128))));
+        scale_for_block(W, a, xf, 1, xs);
         for (int j = 0; j < per; j++) fp8f_rows(W, a + j, per, STREAMS, 1, xs, 1, y + (a - r0) + j, 1);
         for (int r = a + STREAMS * per; r < b; r++) fp8f_rows(W, r, 1, 1, 1, xs, 1, y + (r - r0), 1);
         a = b;
