@@ -1,7 +1,8 @@
 /* server_batch_forward MODEL_DIR: the engine alone, without the server —
  * decode steps of B sequences in one v4c_batch_feed (B = 1, 2, 4, 8), the
- * forward passes `v4c serve` runs, and the cost of sampling a token. Shows
- * how much batching can give.
+ * forward passes `v4c serve` runs, a batch-8 step that also takes a new
+ * request's prompt, and the cost of sampling a token. Shows how much
+ * batching can give.
  * Built and run by bench/server_bench.sh. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,35 @@ int main(int argc, char **argv) {
         for (int o = 0; o < OP_COUNT; o++) printf(" %s %.2f ms", op_class_name[o], matmul_prof.seconds[o] / steps * 1e3);
         printf("\n");
         for (int i = 0; i < B; i++) v4c_session_free(ss[i]);
+    }
+    /* a step that also takes a new request's prompt (the load test's are
+     * about 15 tokens): 7 decode tokens and a 15-token prompt, and the
+     * prompt alone (the head runs on each sequence's last row only) */
+    {
+        enum { PROMPT = 15 };
+        v4c_session *ss[8];
+        int32_t ids[7 + PROMPT];
+        int counts[8] = {1, 1, 1, 1, 1, 1, 1, PROMPT};
+        for (int i = 0; i < 7 + PROMPT; i++) ids[i] = 100 + i;
+        for (int i = 0; i < 8; i++) ss[i] = v4c_session_new(m, NULL, err);
+        for (int alone = 0; alone <= 1; alone++) {
+            v4c_session **seqs = alone ? ss + 7 : ss;
+            const int32_t *in = alone ? ids + 7 : ids;
+            const int *cnt = alone ? counts + 7 : counts;
+            int n_seq = alone ? 1 : 8, steps = 10;
+            matmul_profile_reset();
+            double t = now();
+            for (int s = 0; s < steps; s++)
+                if (v4c_batch_feed(seqs, in, cnt, n_seq, logits, err)) {
+                    fprintf(stderr, "%s\n", err);
+                    return 1;
+                }
+            double dt = (now() - t) / steps;
+            printf("%s: %.2f ms per step; products:", alone ? "the 15-token prompt alone" : "7 decode tokens + a 15-token prompt", dt * 1e3);
+            for (int o = 0; o < OP_COUNT; o++) printf(" %s %.2f ms", op_class_name[o], matmul_prof.seconds[o] / steps * 1e3);
+            printf("\n");
+        }
+        for (int i = 0; i < 8; i++) v4c_session_free(ss[i]);
     }
     /* what the scheduler adds per sequence and step: sampling a token */
     v4c_sampling sp = v4c_sampling_default();
