@@ -7,7 +7,8 @@
  * `kernel_bench streams` the streams against the batch kernels,
  * `kernel_bench decode` decode's products on Flash's shapes from memory,
  * `kernel_bench tokens [KIND]` GFLOP/s at 1-8 tokens in L2 and from memory
- * (KIND: only BF16, FP8 or FP4 weights). */
+ * (KIND: only BF16, FP8 or FP4 weights); `decode panels` and the "(panels)"
+ * rows of `tokens`: FP8/FP4 packed in panels, as the model loads them. */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,8 @@ static void *huge_alloc(size_t n) {
  * With ab, reps alternate the batch kernels and the streams (matmul_streams
  * 0 and 1) and the means of both are printed; with flops, GFLOP/s and GB/s
  * whatever the token count. */
+static int pack_quantized; /* `decode panels` */
+
 static void run_ab(weight_kind k, int rows, int cols, int copies, int reps, const char *where, int n, int ab, int flops) {
     int raw = !strncmp(where, "float", 5); /* FP8 with a float input (wo_a): matmul, no quantization */
     int panels = !strcmp(where, "panels");  /* F32/BF16 packed in panels, as the model's head */
@@ -58,7 +61,10 @@ static void run_ab(weight_kind k, int rows, int cols, int copies, int reps, cons
         for (size_t i = 0; i < scales; i++) d[data + i] = (uint8_t)(120 + d[data + i] % 8);
         W[c] = (v4c_matrix){.kind = k, .op = OP_OTHER, .rows = rows, .cols = cols, .data = d, .scale = scales ? d + data : NULL};
     }
-    uint8_t *packed = panels ? huge_alloc(data * copies) : NULL;
+    int in_place = (panels || pack_quantized) && (k == WK_FP8 || k == WK_FP4);
+    for (int c = 0; in_place && c < copies; c++) matrix_pack_in_place(&W[c]);
+    if (in_place) panels = 1;
+    uint8_t *packed = panels && !in_place ? huge_alloc(data * copies) : NULL;
     for (int c = 0; packed && c < copies; c++) matrix_pack_panels(&W[c], packed + data * c);
     float *x = malloc(sizeof(float) * cols * n), *y = malloc(sizeof(float) * rows * n);
     for (int i = 0; i < cols * n; i++) x[i] = (float)((rand() % 2001) - 1000) / 1000.0f;
@@ -126,8 +132,8 @@ static void tokens(const char *only) {
         int rows, cols;
         const char *where; /* "float": FP8 with a float input (wo_a) */
     } shapes[] = {{WK_BF16, 129280, 128, ""}, {WK_BF16, 129280, 128, "panels"}, {WK_BF16, 129280, 4096, ""}, {WK_BF16, 129280, 4096, "panels"},
-                  {WK_FP8, 4096, 8192, ""}, {WK_FP8, 32768, 1024, ""},
-                  {WK_FP8, 8192, 4096, "float"}, {WK_FP4, 2048, 4096, ""}};
+                  {WK_FP8, 4096, 8192, ""}, {WK_FP8, 4096, 8192, "panels"}, {WK_FP8, 32768, 1024, ""}, {WK_FP8, 32768, 1024, "panels"},
+                  {WK_FP8, 8192, 4096, "float"}, {WK_FP4, 2048, 4096, ""}, {WK_FP4, 2048, 4096, "panels"}};
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
         for (int n = 1; n <= 8 && (!only || !strcmp(only, weight_kind_name[shapes[i].k])); n *= 2) {
             int rows = shapes[i].rows, cols = shapes[i].cols;
@@ -168,6 +174,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (argc > 1 && !strcmp(argv[1], "decode")) {
+        pack_quantized = argc > 2 && !strcmp(argv[2], "panels");
         decode_shapes();
         return 0;
     }

@@ -412,11 +412,90 @@ static void check_attend(void) {
     kernel_backend_set(paths[1]);
 }
 
+/* FP8/FP4 packed in panels (matrix_pack_in_place; the model packs its
+ * quantized weights so): rows decode back unchanged; through matmul with
+ * the fast backend (streams up to 8 tokens, row tiles beyond) every output
+ * has the same bits at 1..9 and 17 tokens and within a float chain's error
+ * of the exact sum; scales out of range (those blocks or panels go exact),
+ * an input that is not bf16-exact, a row range not on panel bounds and a
+ * backend without panel kernels all give exact results. */
+static double dot_error(const v4c_matrix *W, int r, const float *x, float got, float *row) {
+    matrix_row_f32(W, r, row);
+    double exact = 0, mag = 0;
+    for (int k = 0; k < W->cols; k++) exact += (double)row[k] * x[k], mag += fabs((double)row[k] * x[k]);
+    return fabs(got - exact) / (mag + 1e-30);
+}
+
+static void check_dot_panels(void) {
+    const kernel_backend *fast = &backend_avx512_fast;
+    const int rows = 160, N = 17, col_set[3] = {128, 640, 1152}; /* rows: a 128-row block and 2 panels; cols: under, over and past 2 flushes */
+    for (int kind = WK_FP8; kind <= WK_FP4; kind++)
+        for (int ci = 0; ci < 3; ci++)
+            for (int extreme = 0; extreme < 2; extreme++) {
+                int cols = col_set[ci];
+                owned_matrix m = make(kind, rows, cols);
+                size_t nsc = kind == WK_FP8 ? (size_t)((rows + 127) / 128) * (cols / 128) : (size_t)rows * cols / 32;
+                if (extreme) /* the second FP8 row block; FP4 rows 20 and 150 (panels 1 and 9) */
+                    for (size_t i = 0; i < nsc; i++)
+                        if (kind == WK_FP8 ? i >= (size_t)cols / 128 : i / (cols / 32) == 20 || i / (cols / 32) == 150) ((uint8_t *)m.scale)[i] = 200;
+                v4c_matrix P = m.W;
+                size_t bytes = kind == WK_FP8 ? (size_t)rows * cols : (size_t)rows * cols / 2;
+                P.data = malloc(bytes), P.scale = malloc(nsc);
+                memcpy((void *)P.data, m.data, bytes), memcpy((void *)P.scale, m.scale, nsc);
+                CHECK(matrix_packable(&P), "dot panels: %s %dx%d not packable", weight_kind_name[kind], rows, cols);
+                matrix_pack_in_place(&P);
+                CHECK(memcmp(P.data, m.data, bytes) != 0, "dot panels: %s packing moved nothing", weight_kind_name[kind]);
+                float *a = malloc(sizeof(float) * cols), *b = malloc(sizeof(float) * cols);
+                int moved = 0;
+                for (int r = 0; r < rows; r++) {
+                    matrix_row_f32(&m.W, r, a), matrix_row_f32(&P, r, b);
+                    moved += memcmp(a, b, sizeof(float) * cols) != 0;
+                }
+                CHECK(moved == 0, "dot panels: %s %dx%d: %d rows decode differently packed", weight_kind_name[kind], rows, cols, moved);
+                float *x = malloc(sizeof(float) * N * cols), *one = malloc(sizeof(float) * rows), *got = malloc(sizeof(float) * N * rows);
+                for (int i = 0; i < N * cols; i++) x[i] = frand() * (i % 7 == 0 ? 30.0f : 1.0f);
+                for (int j = 0; j < N; j++) fp8_quant(x + (size_t)j * cols, cols, 128);
+                kernel_backend_set(fast);
+                int differ = 0, bad = 0;
+                for (int n = 1; n <= N; n = n == 9 ? N : n + 1) {
+                    matmul(got, rows, &P, 0, rows, x, cols, n);
+                    for (int j = 0; j < n; j++) {
+                        matmul(one, rows, &P, 0, rows, x + (size_t)j * cols, cols, 1);
+                        for (int r = 0; r < rows; r++) {
+                            differ += memcmp(&got[j * rows + r], &one[r], sizeof(float)) != 0;
+                            bad += !(dot_error(&P, r, x + (size_t)j * cols, got[j * rows + r], a) <= 0x1p-18);
+                        }
+                    }
+                }
+                CHECK(differ == 0, "dot panels: %s %dx%d%s: %d outputs differ from one token alone", weight_kind_name[kind], rows, cols,
+                      extreme ? " (extreme scales)" : "", differ);
+                CHECK(bad == 0, "dot panels: %s %dx%d%s: %d outputs beyond a float chain's error", weight_kind_name[kind], rows, cols,
+                      extreme ? " (extreme scales)" : "", bad);
+                /* exact paths: rows 3..157 (not on panel bounds), an inexact input, another backend */
+                x[cols + 5] = 1.0f + 0x1p-12f;
+                bad = 0;
+                matmul(got, rows, &P, 3, rows - 6, x, cols, 3);
+                for (int j = 0; j < 3; j++)
+                    for (int r = 3; r < rows - 3; r++) bad += !(dot_error(&P, r, x + (size_t)j * cols, got[j * rows + r - 3], a) <= 0x1p-23);
+                matmul(got, rows, &P, 0, rows, x + cols, cols, 1);
+                for (int r = 0; r < rows; r++) bad += !(dot_error(&P, r, x + cols, got[r], a) <= 0x1p-23);
+                kernel_backend_set(cpu_has_avx2() ? &backend_avx2 : &backend_ref);
+                matmul(got, rows, &P, 0, rows, x, cols, 2);
+                for (int j = 0; j < 2; j++)
+                    for (int r = 0; r < rows; r++) bad += !(dot_error(&P, r, x + (size_t)j * cols, got[j * rows + r], a) <= 0x1p-23);
+                kernel_backend_set(fast);
+                CHECK(bad == 0, "dot panels: %s %dx%d%s: %d exact outputs wrong", weight_kind_name[kind], rows, cols, extreme ? " (extreme scales)" : "",
+                      bad);
+                free(x), free(one), free(got), free(a), free(b), free((void *)P.data), free((void *)P.scale), free(m.data), free(m.scale);
+            }
+}
+
 int main(void) {
     dtype_init_tables();
     check_attend();
     check_reference();
-    if (dot_supported()) check_backend(&backend_avx512_fast, 0), check_dot(), check_stream(&backend_avx512_fast), check_stream_tokens(&backend_avx512_fast), check_panels();
+    if (dot_supported()) check_backend(&backend_avx512_fast, 0), check_dot(), check_stream(&backend_avx512_fast), check_stream_tokens(&backend_avx512_fast), check_panels(),
+                            check_dot_panels();
     else printf("no AVX-512 BF16/VBMI on this CPU: dot path skipped\n");
     if (cpu_has_avx2()) check_backend(&backend_avx2, 1);
     else printf("no AVX2 on this CPU: skipped\n");

@@ -117,7 +117,7 @@ static int add_file(st_set *set, const char *path, char *err) {
     close(fd);
     int fi = set->n_files++;
     set->files = xrealloc(set->files, set->n_files * sizeof(st_file));
-    set->files[fi] = (st_file){xstrdup(path), map, size, size};
+    set->files[fi] = (st_file){xstrdup(path), map, size, size, 0};
     return parse_header(set, fi, path, map, size, err);
 }
 
@@ -230,7 +230,7 @@ static int copy_to_huge_pages(st_file *f) {
      * alternating: faster or equal in all 6 pairs, 102-138 -> 125-142
      * tok/s. Nothing writes the weights; the tensors are const. */
     munmap(f->map, f->size);
-    f->map = buf, f->map_size = len;
+    f->map = buf, f->map_size = len, f->copied = 1;
     return 0;
 }
 

@@ -22,6 +22,7 @@ typedef struct {
     size_t nbytes;
     int file;  /* index into st_set.files */
     int used;  /* set by the model binder; unused tensors are counted */
+    int packed; /* rearranged in place by the model binder (weights.c: pack_quantized) */
 } st_tensor;
 
 typedef struct {
@@ -29,6 +30,7 @@ typedef struct {
     void *map;       /* the file's bytes: its mapping, or a copy in huge pages */
     size_t size;     /* of the file */
     size_t map_size; /* bytes to unmap */
+    int copied;      /* map is the copy in huge pages: ours, writable */
 } st_file;
 
 typedef struct {

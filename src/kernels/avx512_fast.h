@@ -87,7 +87,6 @@ static inline int panel_next(panel_tile *p, int n, int nr, int cols) {
 
 extern uint8_t fast_fp8_hi[128], fast_fp8_lo[128]; /* bf16 bytes of e4m3 magnitude codes */
 void fast_tables_init(void);                        /* once, before any kernel runs */
-
 typedef struct {
     __m512i hi0, hi1, lo0, lo1, sign;
 } fp8_tables;
@@ -118,6 +117,54 @@ INLINE void fp8_decode(const fp8_tables *T, const uint8_t *p, __m512i *w0, __m51
     *w0 = _mm512_unpacklo_epi8(lb, hb);
     *w1 = _mm512_unpackhi_epi8(lb, hb);
 }
+
+extern uint8_t fast_fp4_lo[64], fast_fp4_hi[64];    /* bf16 bytes of the 16 e2m1 codes, once per 128-bit lane */
+
+/* Multiply the nonzero bf16 words of v by 2^e (e already shifted by 7). */
+INLINE __m512i bf16_scale(__m512i v, __m512i e7) {
+    __mmask32 nz = _mm512_test_epi16_mask(v, _mm512_set1_epi16(0x7FFF));
+    return _mm512_mask_add_epi16(v, nz, v, e7);
+}
+
+/* Whether every scale exponent of the row is within EXP_LIMIT. */
+INLINE int fp4_row_ok(const uint8_t *scales, int groups) {
+    for (int q = 0; q < groups; q += 32) {
+        __mmask32 m = groups - q >= 32 ? 0xFFFFFFFFu : (1u << (groups - q)) - 1;
+        __m512i e = _mm512_sub_epi16(_mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(m, scales + q)), _mm512_set1_epi16(127));
+        __mmask32 bad = _mm512_mask_cmpgt_epi16_mask(m, e, _mm512_set1_epi16(EXP_LIMIT)) |
+                        _mm512_mask_cmplt_epi16_mask(m, e, _mm512_set1_epi16(-EXP_LIMIT));
+        if (bad) return 0;
+    }
+    return 1;
+}
+
+typedef struct {
+    __m512i lo, hi, nibble;
+} fp4_tables;
+
+INLINE fp4_tables fp4_tables_load(void) {
+    fp4_tables t = {_mm512_loadu_si512(fast_fp4_lo), _mm512_loadu_si512(fast_fp4_hi), _mm512_set1_epi8(15)};
+    return t;
+}
+
+/* 64 bytes of e2m1 codes as 4 vectors of unscaled bf16 (in-lane shuffles
+ * only): c[0] and c[1] the low nibbles of bytes 0-7 and 8-15 of each
+ * 128-bit lane, c[2] and c[3] the high nibbles of the same bytes. */
+INLINE void fp4_decode_line(const fp4_tables *T, const uint8_t *p, __m512i c[4]) {
+    __m512i b = load_once(p);
+    __m512i lo = _mm512_and_si512(b, T->nibble), hi = _mm512_and_si512(_mm512_srli_epi16(b, 4), T->nibble);
+    __m512i l0 = _mm512_shuffle_epi8(T->lo, lo), h0 = _mm512_shuffle_epi8(T->hi, lo);
+    __m512i l1 = _mm512_shuffle_epi8(T->lo, hi), h1 = _mm512_shuffle_epi8(T->hi, hi);
+    c[0] = _mm512_unpacklo_epi8(l0, h0), c[1] = _mm512_unpackhi_epi8(l0, h0);
+    c[2] = _mm512_unpacklo_epi8(l1, h1), c[3] = _mm512_unpackhi_epi8(l1, h1);
+}
+
+/* Row r exactly (double sums of the decoded row with x): what the fast
+ * kernels fall back to for scales they cannot carry. wrow: cols floats. */
+void exact_row(const v4c_matrix *W, int r, const float *x, int ldx, int n, float *y, int ldy, float *wrow);
+/* Whether the scales of the FP8 row block holding row r stay within EXP_LIMIT. */
+int fp8_block_ok(const v4c_matrix *W, int r);
+
 
 /* One token streams short rows, which the hardware prefetcher picks up
  * late: while a group of rows (`bytes` from `group`) is being read, step s
@@ -282,6 +329,11 @@ INLINE void block_store(const __m512d *ds, int nr, int NT, float *y, int ldy) {
         _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) y[(size_t)t * ldy + i] = out[t];
     }
 }
+
+/* Rows [r0, r1) (whole panels) of a panel-packed FP8/FP4 matrix for any
+ * number of tokens with a quantized input in column order
+ * (dot_prepare_pairs; gemv_avx512_dot_panels.c). scratch: DOT_SCRATCH. */
+void dot_panels(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch);
 
 /* n float inputs through rows [r0, r1) of a panel-packed F32/BF16 matrix
  * (gemv_avx512_panels.c); scratch: 8 * cols floats. */

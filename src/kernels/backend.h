@@ -56,6 +56,8 @@ int dot_supported(void); /* AVX-512 with BF16 and VBMI */
  * 0 when x is not exactly representable (the exact kernels then run). */
 int dot_prepare(weight_kind kind, const float *x, int ldx, int n, int cols, uint16_t *xb);
 int float_prepare(const float *x, int ldx, int n, int cols, float *xf);
+/* The same for FP8/FP4 packed in panels: x as bf16 in column order. */
+int dot_prepare_pairs(const float *x, int ldx, int n, int cols, uint16_t *xb);
 void dot_rows(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch);
 
 /* The backend in use: V4C_KERNELS=ref|avx2|avx512-exact|avx512 overrides

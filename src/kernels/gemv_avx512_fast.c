@@ -43,7 +43,7 @@
 
 uint8_t fast_fp8_hi[128], fast_fp8_lo[128];
 int fast_prefetch = 1;
-static uint8_t fp4_lo[64], fp4_hi[64]; /* bf16 bytes of the 16 e2m1 codes, once per 128-bit lane */
+uint8_t fast_fp4_lo[64], fast_fp4_hi[64];
 
 static uint16_t f32_to_bf16_exact(float f) {
     uint32_t u;
@@ -78,7 +78,7 @@ static void init_tables(void) {
     }
     for (int i = 0; i < 64; i++) {
         uint16_t b = f32_to_bf16_exact(e2m1_table[i % 16]);
-        fp4_lo[i] = (uint8_t)b, fp4_hi[i] = (uint8_t)(b >> 8);
+        fast_fp4_lo[i] = (uint8_t)b, fast_fp4_hi[i] = (uint8_t)(b >> 8);
     }
 }
 
@@ -132,50 +132,28 @@ DOT int dot_prepare(weight_kind kind, const float *x, int ldx, int n, int cols, 
     return 1;
 }
 
-/* ---- decoders ---------------------------------------------------------- */
-
-/* Multiply the nonzero bf16 words of v by 2^e (e already shifted by 7). */
-INLINE __m512i bf16_scale(__m512i v, __m512i e7) {
-    __mmask32 nz = _mm512_test_epi16_mask(v, _mm512_set1_epi16(0x7FFF));
-    return _mm512_mask_add_epi16(v, nz, v, e7);
+DOT int dot_prepare_pairs(const float *x, int ldx, int n, int cols, uint16_t *xb) {
+    fast_tables_init();
+    if (cols % 32) return 0;
+    for (int t = 0; t < n; t++)
+        for (int c = 0; c < cols; c += 16) {
+            __m512i u = _mm512_loadu_si512(x + (size_t)t * ldx + c);
+            if (bf16_bad(u)) return 0;
+            _mm256_storeu_si256((__m256i *)(xb + (size_t)t * cols + c), _mm512_cvtepi32_epi16(_mm512_srli_epi32(u, 16)));
+        }
+    return 1;
 }
+
+/* ---- decoders ---------------------------------------------------------- */
 
 /* FP4 row: packed codes and one e8m0 scale per 32 columns. */
 typedef struct {
     const uint8_t *codes, *scales;
 } fp4_row;
 
-/* Whether every scale exponent of the row is within EXP_LIMIT. */
-INLINE int fp4_row_ok(const uint8_t *scales, int groups) {
-    for (int q = 0; q < groups; q += 32) {
-        __mmask32 m = groups - q >= 32 ? 0xFFFFFFFFu : (1u << (groups - q)) - 1;
-        __m512i e = _mm512_sub_epi16(_mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(m, scales + q)), _mm512_set1_epi16(127));
-        __mmask32 bad = _mm512_mask_cmpgt_epi16_mask(m, e, _mm512_set1_epi16(EXP_LIMIT)) |
-                        _mm512_mask_cmplt_epi16_mask(m, e, _mm512_set1_epi16(-EXP_LIMIT));
-        if (bad) return 0;
-    }
-    return 1;
-}
-
-typedef struct {
-    __m512i lo, hi, nibble;
-} fp4_tables;
-
-INLINE fp4_tables fp4_tables_load(void) {
-    fp4_tables t = {_mm512_loadu_si512(fp4_lo), _mm512_loadu_si512(fp4_hi), _mm512_set1_epi8(15)};
-    return t;
-}
-
 /* Step g (128 columns, 64 bytes) of a row as 4 chunks of unscaled bf16
  * codes; in-lane shuffles only, so lane L holds scale group 4g + L. */
-INLINE void fp4_decode(const fp4_tables *T, const fp4_row *R, int g, __m512i c[4]) {
-    __m512i b = load_once(R->codes + 64 * g);
-    __m512i lo = _mm512_and_si512(b, T->nibble), hi = _mm512_and_si512(_mm512_srli_epi16(b, 4), T->nibble);
-    __m512i l0 = _mm512_shuffle_epi8(T->lo, lo), h0 = _mm512_shuffle_epi8(T->hi, lo);
-    __m512i l1 = _mm512_shuffle_epi8(T->lo, hi), h1 = _mm512_shuffle_epi8(T->hi, hi);
-    c[0] = _mm512_unpacklo_epi8(l0, h0), c[1] = _mm512_unpackhi_epi8(l0, h0);
-    c[2] = _mm512_unpacklo_epi8(l1, h1), c[3] = _mm512_unpackhi_epi8(l1, h1);
-}
+INLINE void fp4_decode(const fp4_tables *T, const fp4_row *R, int g, __m512i c[4]) { fp4_decode_line(T, R->codes + 64 * g, c); }
 
 /* The 4 scale bytes of step g, byte L copied by vpshufb into every element
  * of lane L at `pattern`'s places (the other bytes zero). */
@@ -327,7 +305,7 @@ DOT static void decode_panel(const v4c_matrix *W, int r, int nr, uint16_t *P) {
 
 /* ---- exact fallback for one row (scales out of range) -------------------- */
 
-static void exact_row(const v4c_matrix *W, int r, const float *x, int ldx, int n, float *y, int ldy, float *wrow) {
+void exact_row(const v4c_matrix *W, int r, const float *x, int ldx, int n, float *y, int ldy, float *wrow) {
     matrix_row_f32(W, r, wrow);
     for (int t = 0; t < n; t++) {
         const float *xt = x + (size_t)t * ldx;
@@ -337,7 +315,7 @@ static void exact_row(const v4c_matrix *W, int r, const float *x, int ldx, int n
     }
 }
 
-DOT static int fp8_block_ok(const v4c_matrix *W, int r) {
+DOT int fp8_block_ok(const v4c_matrix *W, int r) {
     const uint8_t *sc = (const uint8_t *)W->scale + (size_t)(r / 128) * ((W->cols + 127) / 128);
     for (int b = 0; b < (W->cols + 127) / 128; b++)
         if (sc[b] < 127 - EXP_LIMIT || sc[b] > 127 + EXP_LIMIT) return 0;
@@ -577,6 +555,10 @@ DOT static int row_streams(const v4c_matrix *W, int r0, int r1, const dot_input 
  * matmul's row tiles would (dot_rows, panels of at most 64 rows). */
 DOT static void dot_stream(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch) {
     int n = in->n, rest = r0;
+    if (W->panels) {
+        dot_panels(W, r0, r1, in, y, ldy, scratch);
+        return;
+    }
     if (in->xb && n <= STREAM_TOKENS && stream_blocks_ok(W, r0, r1)) {
         if (n > 4) {
             switch (n) {
@@ -598,6 +580,10 @@ DOT static void dot_stream(const v4c_matrix *W, int r0, int r1, const dot_input 
 }
 
 void dot_rows(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch) {
+    if (W->panels) {
+        dot_panels(W, r0, r1, in, y, ldy, scratch);
+        return;
+    }
     /* FP8 scales change every 128 rows: keep each span inside one block. */
     for (int a = r0; a < r1;) {
         int b = W->kind == WK_FP8 ? (a / 128 + 1) * 128 : r1;

@@ -30,12 +30,17 @@ double matrix_bytes(const v4c_matrix *W, int nrows) {
 
 
 int matrix_packable(const v4c_matrix *W) {
-    return (W->kind == WK_F32 || W->kind == WK_BF16) && !W->panels && W->rows % PANEL_ROWS == 0 && W->cols % 16 == 0 && W->cols > 0;
+    if (W->panels || W->rows % PANEL_ROWS || W->cols <= 0) return 0;
+    if (W->kind == WK_FP8 || W->kind == WK_FP4) return W->cols % 128 == 0 && !W->scale_is_f32;
+    return W->cols % 16 == 0;
 }
 
 /* Index of element (r, c) of a panel-packed matrix (matrix.h). */
 static size_t panel_index(const v4c_matrix *W, int r, int c) {
     size_t panel = (size_t)(r / PANEL_ROWS) * PANEL_ROWS * W->cols;
+    int i = r % PANEL_ROWS, lane = 16 * (i / 4) + 2 * (i % 4); /* row i's first byte in a line: 32-bit lane i after unpacking */
+    if (W->kind == WK_FP8) return panel + (size_t)(c / 4) * 64 + lane + (c % 4 >= 2 ? 8 : 0) + c % 2;
+    if (W->kind == WK_FP4) return panel / 2 + (size_t)(c / 8) * 64 + lane + 8 * ((c % 8 / 2) % 2) + c % 2; /* the byte; nibble: (c % 8) / 4 */
     if (W->kind == WK_BF16) return panel + (size_t)(c / 2) * 2 * PANEL_ROWS + (r % PANEL_ROWS) * 2 + c % 2;
     return panel + (size_t)c * PANEL_ROWS + r % PANEL_ROWS;
 }
@@ -58,8 +63,65 @@ void matrix_pack_panels(v4c_matrix *W, void *dst) {
     W->panels = PANEL_ROWS;
 }
 
+/* FP8 line of 4 columns: row i's bytes of columns 0-1 at its lane, 2-3
+ * eight bytes on (fp8_decode's unpacklo/unpackhi). FP4 line of 8
+ * columns: column pairs 0 and 1 the low nibbles at the lane and eight
+ * bytes on, pairs 2 and 3 the high nibbles of the same bytes
+ * (fp4_decode_line). Each panel is the same bytes as its 16 rows stored,
+ * so a copy of one panel at a time does. */
+void matrix_pack_in_place(v4c_matrix *W) {
+    int cols = W->cols, groups = cols / 32, fp8 = W->kind == WK_FP8, panels = W->rows / PANEL_ROWS;
+    size_t row_bytes = fp8 ? (size_t)cols : (size_t)cols / 2, bytes = PANEL_ROWS * row_bytes;
+    uint8_t *data = (uint8_t *)W->data, *scale = (uint8_t *)W->scale;
+#pragma omp parallel
+    {
+        uint8_t *tmp = xmalloc(bytes + (size_t)PANEL_ROWS * groups);
+#pragma omp for schedule(static)
+        for (int p = 0; p < panels; p++) {
+            uint8_t *dst = data + (size_t)p * bytes;
+            memcpy(tmp, dst, bytes);
+            for (int i = 0; i < PANEL_ROWS; i++) {
+                const uint8_t *src = tmp + (size_t)i * row_bytes;
+                int lane = 16 * (i / 4) + 2 * (i % 4);
+                if (fp8)
+                    for (int u = 0; u < cols / 4; u++) {
+                        uint8_t *o = dst + (size_t)64 * u + lane;
+                        o[0] = src[4 * u], o[1] = src[4 * u + 1], o[8] = src[4 * u + 2], o[9] = src[4 * u + 3];
+                    }
+                else /* source byte q of a line holds columns 2q (low nibble) and 2q + 1 */
+                    for (int u = 0; u < cols / 8; u++) {
+                        const uint8_t *q = src + 4 * u;
+                        uint8_t *o = dst + (size_t)64 * u + lane;
+                        for (int h = 0; h < 2; h++)
+                            for (int j = 0; j < 2; j++) o[8 * h + j] = (uint8_t)(((q[h] >> (4 * j)) & 15) | (((q[h + 2] >> (4 * j)) & 15) << 4));
+                    }
+            }
+            if (!fp8) { /* scales [rows][groups] -> per panel [groups][16] */
+                uint8_t *s = scale + (size_t)p * PANEL_ROWS * groups;
+                memcpy(tmp, s, (size_t)PANEL_ROWS * groups);
+                for (int i = 0; i < PANEL_ROWS; i++)
+                    for (int g = 0; g < groups; g++) s[g * PANEL_ROWS + i] = tmp[i * groups + g];
+            }
+        }
+        free(tmp);
+    }
+    W->panels = PANEL_ROWS;
+}
+
 void matrix_row_f32(const v4c_matrix *W, int r, float *out) {
     int n = W->cols;
+    if (W->panels && W->kind == WK_FP8) {
+        for (int c = 0; c < n; c++) out[c] = e4m3_table[((const uint8_t *)W->data)[panel_index(W, r, c)]] * fp8_block_scale(W, r, c / 128);
+        return;
+    }
+    if (W->panels && W->kind == WK_FP4) {
+        const uint8_t *sc = (const uint8_t *)W->scale + (size_t)(r / PANEL_ROWS) * PANEL_ROWS * (n / 32) + r % PANEL_ROWS;
+        for (int c = 0; c < n; c++) {
+            uint8_t byte = ((const uint8_t *)W->data)[panel_index(W, r, c)];
+            out[c] = e2m1_table[(byte >> (4 * (c % 8 / 4))) & 15] * e8m0_to_f32(sc[(c / 32) * PANEL_ROWS]);
+        }
+        return;
+    }
     if (W->panels) {
         for (int c = 0; c < n; c++) {
             size_t i = panel_index(W, r, c);
@@ -123,6 +185,7 @@ double *matmul_prepare_input(weight_kind kind, const float *x, int ldx, int n, i
 
 enum { ROW_TILE = 64 }; /* divides 128: a tile never straddles an FP8 scale block; whole panels */
 enum { PANEL_SHARE = 12 * PANEL_ROWS }; /* a stream share of packed rows: whole groups of 3 and of 4 panels (panel_product) */
+enum { QUANT_SHARE = 4 * PANEL_ROWS };  /* of packed FP8/FP4 rows: 4 panels, what dot_panels takes side by side */
 
 /* Buffers owned by the calling thread and reused across calls: allocating
  * them per call costs page faults that dominate decode. */
@@ -166,7 +229,9 @@ static int streams_on(void) {
 /* The dot path's input for W (xb or xf set) in buf, if W takes it. */
 static dot_input dot_input_for(const kernel_backend *be, const v4c_matrix *W, const float *x, int ldx, int n, void *buf) {
     dot_input in = {x, ldx, n, NULL, NULL, 0};
-    if (be->dot && matrix_quantizes_input(W) && !W->scale_is_f32 && W->cols % 64 == 0) {
+    if (matrix_quantizes_input(W) && W->panels) { /* packed: the panel kernels or, without them, the exact rows */
+        if (be->panels && be->dot && dot_prepare_pairs(x, ldx, n, W->cols, buf)) in.xb = buf;
+    } else if (be->dot && matrix_quantizes_input(W) && !W->scale_is_f32 && W->cols % 64 == 0) {
         if (dot_prepare(W->kind, x, ldx, n, W->cols, buf)) in.xb = buf;
         else if (W->kind == WK_FP8) in.xf_scalable = float_prepare(x, ldx, n, W->cols, buf), in.xf = buf;
     }
@@ -176,6 +241,7 @@ static dot_input dot_input_for(const kernel_backend *be, const v4c_matrix *W, co
 /* Whether W with this input goes through be->stream. */
 static int stream_path(const kernel_backend *be, const v4c_matrix *W, const dot_input *in) {
     if (!streams_on() || !be->stream || (W->panels && !be->panels)) return 0;
+    if (W->panels && matrix_quantizes_input(W) && !in->xb) return 0;
     return in->n <= STREAM_TOKENS && (in->xb || in->xf || W->kind == WK_F32 || W->kind == WK_BF16);
 }
 
@@ -240,7 +306,7 @@ static void matmul_tiles(const kernel_backend *be, const v4c_matrix *W, int row0
     per_thread = (per_thread + 63) & ~(size_t)63;
     char *scratch = reuse_get(1, threads * per_thread);
     rows_kernel k = be->rows[W->kind] ? be->rows[W->kind] : be->exact->rows[W->kind];
-    if (W->panels && !be->panels) k = backend_ref.rows[W->kind]; /* decodes its rows through matrix_row_f32 */
+    if (W->panels && (!be->panels || (matrix_quantizes_input(W) && !dot))) k = backend_ref.rows[W->kind]; /* decodes its rows through matrix_row_f32 */
     /* The exact kernels take the inputs in double; the fast ones do not (the
      * copy would be n x cols doubles per call). */
     double *xd = dot || (be->exact && be->rows[W->kind]) ? NULL : matmul_prepare_input(W->kind, x, ldx, n, cols);
@@ -308,7 +374,10 @@ void matmul_many(const matmul_job *jobs, int count) {
         int j = 0;
         while (first[j + 1] <= it) j++;
         int shares = first[j + 1] - first[j], share = (rows[j] + shares - 1) / shares;
-        if (jobs[j].W->panels) share = (share + PANEL_SHARE - 1) / PANEL_SHARE * PANEL_SHARE; /* whole groups of panels */
+        if (jobs[j].W->panels) { /* whole groups of panels */
+            int unit = matrix_quantizes_input(jobs[j].W) ? QUANT_SHARE : PANEL_SHARE;
+            share = (share + unit - 1) / unit * unit;
+        }
         int r0 = (it - first[j]) * share;
         int r1 = r0 + share < rows[j] ? r0 + share : rows[j], row0 = jobs[j].row0, ldy = jobs[j].ldy ? jobs[j].ldy : rows[j];
         if (r0 < r1) be->stream(jobs[j].W, row0 + r0, row0 + r1, &in[j], jobs[j].y + r0, ldy, scratch + (size_t)omp_get_thread_num() * per_thread);

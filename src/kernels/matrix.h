@@ -35,12 +35,17 @@ typedef struct {
  * 16 + r % 16. */
 enum { PANEL_ROWS = 16 };
 
-/* Whether W (row-major) can be packed: F32/BF16, rows a multiple of
- * PANEL_ROWS, columns of 16. */
+/* Whether W (row-major) can be packed: rows a multiple of PANEL_ROWS;
+ * F32/BF16 with columns of 16, FP8/FP4 (E8M0 scales) with columns of 128. */
 int matrix_packable(const v4c_matrix *W);
 /* W's rows packed into dst (matrix_bytes(W, W->rows) bytes, not W's own
  * data), which W then uses. */
 void matrix_pack_panels(v4c_matrix *W, void *dst);
+/* An FP8/FP4 W packed in panels where it lies, its FP4 scales [rows][cols
+ * / 32] as [panel][cols / 32][16]: data and scales must be writable and W's
+ * own. FP8 lines hold 4 columns of a panel's 16 rows, FP4 lines 8, placed
+ * as the dot kernels' decoders unpack them (matrix.c). */
+void matrix_pack_in_place(v4c_matrix *W);
 
 extern const char *const weight_kind_name[WK_COUNT];
 

@@ -91,6 +91,33 @@ static int bind_vec(binder *b, const char *name, const float **out, int64_t n) {
 
 /* `prefix`.weight with `prefix`.scale for FP8 (e4m3 + e8m0/F32 blocks of
  * 128x128) and FP4 (I8-packed e2m1 pairs + e8m0 per 32 columns). */
+/* Whether weights are packed in panels: the active backend has panel
+ * kernels and V4C_PANELS is not 0. */
+static int panels_wanted(void) {
+    const char *env = getenv("V4C_PANELS");
+    return !(env && !strcmp(env, "0")) && kernel_backend_active()->panels;
+}
+
+/* FP8/FP4 weights read faster packed in panels (matrix.h; the few tokens of
+ * a server's batch above all): done in place, so only in the copy of the
+ * checkpoint that is ours (safetensors.c: copy_to_huge_pages); a mapped
+ * checkpoint keeps its rows. wo_a is left as stored: its input is not
+ * quantized (MODEL.md), which the panel kernels do not take. A tensor bound
+ * twice is packed once. */
+static void pack_quantized(binder *b, const char *prefix, v4c_matrix *W, st_tensor *t, st_tensor *s) {
+    const st_set *st = &b->m->st;
+    size_t len = strlen(prefix);
+    if (len >= 4 && !strcmp(prefix + len - 4, "wo_a")) return;
+    if (!matrix_packable(W) || !st->files[t->file].copied || !st->files[s->file].copied || t->packed != s->packed) return;
+    if (t->packed) {
+        W->panels = PANEL_ROWS;
+        return;
+    }
+    if (!panels_wanted()) return;
+    matrix_pack_in_place(W);
+    t->packed = s->packed = 1;
+}
+
 static int bind_matrix(binder *b, const char *prefix, v4c_matrix *W, int64_t rows, int64_t cols) {
     char name[256];
     snprintf(name, sizeof name, "%s.weight", prefix);
@@ -140,6 +167,7 @@ static int bind_matrix(binder *b, const char *prefix, v4c_matrix *W, int64_t row
         if (check_shape(b, s, 2, sd)) return -1;
         W->scale = s->data;
     }
+    pack_quantized(b, prefix, W, t, s);
     return 0;
 }
 
@@ -280,8 +308,7 @@ static int bind_layer(binder *b, int li) {
  * read. V4C_PANELS=0 keeps the rows as stored. Best effort: without the
  * memory, the head stays as it is. */
 static void pack_head(v4c_model *m) {
-    const char *env = getenv("V4C_PANELS");
-    if ((env && !strcmp(env, "0")) || !kernel_backend_active()->panels || !matrix_packable(&m->head)) return;
+    if (!panels_wanted() || !matrix_packable(&m->head)) return;
     size_t len, bytes = (size_t)matrix_bytes(&m->head, m->head.rows);
     void *p = huge_map(bytes, &len);
     if (!p) return;

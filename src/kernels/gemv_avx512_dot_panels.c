@@ -1,0 +1,199 @@
+/* FP8 and FP4 weights packed in panels (matrix.h: 16 rows to a panel, each
+ * 64-byte line 4 FP8 or 8 FP4 columns of those rows, placed so that the
+ * decoders of avx512_fast.h give row i's column pair in 32-bit lane i)
+ * through BF16 dot products, rows in lanes and each token's column pair
+ * broadcast. A decoded line serves every token of a batch, and no sum
+ * crosses lanes: the few-token products a server's batch makes run near
+ * the dot peak where the row layout ran at 20-40% of it (bench/fp8_panels,
+ * docs/performance.md).
+ *
+ * The chain of each output, the same for every token count and path (so
+ * one token and a batch give the same bits, as in gemv_avx512_fast.c):
+ *   FP8: for each 128-column block a fresh sum s = dp(s, w, x) over its
+ *        column pairs in order, of unscaled codes; then acc = acc + s * 2^e
+ *        (the block's scale: an exact product, one rounding);
+ *   FP4: for each 32-column scale group two fresh sums of unscaled codes,
+ *        s0 = dp(s0, w, x) over the pairs of its columns 8u + 0..3 and s1
+ *        over those of 8u + 4..7 (u = 0..3, in order: the low and the high
+ *        nibbles of a line), then acc = acc + (s0 + s1) * 2^e (the group's
+ *        scale: an exact product, one rounding);
+ *   acc added to a double every 512 columns, the double rounded to float
+ *   at the end.
+ * Products are exact (avx512_fast.h's argument), so only these sums round. */
+#include <string.h>
+
+#include "kernels/avx512_fast.h"
+
+enum { PANEL_FLUSH = 512, TOKEN_TILE = 8 };
+
+/* acc + w . (the bf16 pair at x, columns c and c + 1, in every lane): the
+ * pair as the instruction's broadcast operand. GCC would broadcast it into
+ * a register first (one more instruction and register per product). */
+INLINE __m512 dp_pair(__m512 acc, __m512i w, const uint16_t *x) {
+    __asm__("vdpbf16ps %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*(const char(*)[4])x));
+    return acc;
+}
+
+/* The 16 lanes of acc into their doubles (rows 0-7 and 8-15), acc zeroed. */
+INLINE void lanes_flush(__m512 *acc, __m512d *d) {
+    d[0] = _mm512_add_pd(d[0], _mm512_cvtps_pd(_mm512_castps512_ps256(*acc)));
+    d[1] = _mm512_add_pd(d[1], _mm512_cvtps_pd(_mm512_extractf32x8_ps(*acc, 1)));
+    *acc = _mm512_setzero_ps();
+}
+
+INLINE void lanes_store(const __m512d *d, float *y) {
+    _mm256_storeu_ps(y, _mm512_cvtpd_ps(d[0]));
+    _mm256_storeu_ps(y + 8, _mm512_cvtpd_ps(d[1]));
+}
+
+/* 2^(e - 127) for 16 e8m0 bytes (or one, broadcast): the byte in a float's exponent. */
+INLINE __m512 e8m0_scales(const uint8_t *s) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)s)), 23)); }
+INLINE __m512 e8m0_scale(uint8_t s) { return _mm512_castsi512_ps(_mm512_set1_epi32((int)s << 23)); }
+
+/* R panels x NT tokens (xs + t * cols) into y[k] + t * ldy. FP8: w[k] the
+ * panel's 16 * cols bytes, s[k] its row block's scales (one per 128
+ * columns); FP4: w[k] 8 * cols bytes of codes, s[k] the scales [cols /
+ * 32][16]. The running sums wait in memory (touched once a scale group),
+ * the registers hold the group sums. */
+INLINE void dot_panels_kernel(weight_kind kind, const uint8_t *const *w, const uint8_t *const *s, int R, int NT, int cols, const uint16_t *xs,
+                              float *const *y, int ldy) {
+    int fp8 = kind == WK_FP8, group = fp8 ? 128 : 32;
+    fp8_tables T8 = fp8_tables_load();
+    fp4_tables T4 = fp4_tables_load();
+    __m512 part[2][16]; /* FP4: the group's low-nibble and high-nibble chains, two not one: latency */
+    float acc[16][16];
+    __m512d ds[32];
+    _Pragma("GCC unroll 16") for (int a = 0; a < R * NT; a++) ds[2 * a] = ds[2 * a + 1] = _mm512_setzero_pd();
+    for (int k0 = 0; k0 < cols; k0 += PANEL_FLUSH) {
+        int k1 = cols - k0 < PANEL_FLUSH ? cols : k0 + PANEL_FLUSH;
+        _Pragma("GCC unroll 16") for (int a = 0; a < R * NT; a++) _mm512_storeu_ps(acc[a], _mm512_setzero_ps());
+        for (int g = k0; g < k1; g += group) {
+            _Pragma("GCC unroll 16") for (int a = 0; a < R * NT; a++) part[0][a] = part[1][a] = _mm512_setzero_ps();
+            if (fp8) {
+                for (int c = g; c < g + 128; c += 4)
+                    _Pragma("GCC unroll 4") for (int k = 0; k < R; k++) {
+                        __m512i w0, w1;
+                        fp8_decode(&T8, w[k] + (size_t)16 * c, &w0, &w1);
+                        _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) {
+                            const uint16_t *xt = xs + (size_t)t * cols + c;
+                            part[0][k * NT + t] = dp_pair(dp_pair(part[0][k * NT + t], w0, xt), w1, xt + 2);
+                        }
+                    }
+            } else {
+                _Pragma("GCC unroll 4") for (int c = g; c < g + 32; c += 8)
+                    _Pragma("GCC unroll 4") for (int k = 0; k < R; k++) {
+                        __m512i q4[4];
+                        fp4_decode_line(&T4, w[k] + (size_t)8 * c, q4);
+                        _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) {
+                            const uint16_t *xt = xs + (size_t)t * cols + c;
+                            _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++)
+                                part[q / 2][k * NT + t] = dp_pair(part[q / 2][k * NT + t], q4[q], xt + 2 * q);
+                        }
+                    }
+            }
+            _Pragma("GCC unroll 4") for (int k = 0; k < R; k++) {
+                __m512 scale = fp8 ? e8m0_scale(s[k][g / 128]) : e8m0_scales(s[k] + g / 2);
+                _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) {
+                    float *a = acc[k * NT + t];
+                    __m512 sum = fp8 ? part[0][k * NT + t] : _mm512_add_ps(part[0][k * NT + t], part[1][k * NT + t]);
+                    _mm512_storeu_ps(a, _mm512_fmadd_ps(sum, scale, _mm512_loadu_ps(a)));
+                }
+            }
+        }
+        _Pragma("GCC unroll 16") for (int a = 0; a < R * NT; a++) {
+            __m512 v = _mm512_loadu_ps(acc[a]);
+            lanes_flush(&v, &ds[2 * a]);
+        }
+    }
+    _Pragma("GCC unroll 4") for (int k = 0; k < R; k++) _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
+        lanes_store(&ds[2 * (k * NT + t)], y[k] + (size_t)t * ldy);
+}
+
+/* Panels side by side for NT tokens: as many as the group sums' registers
+ * allow (FP8 R * NT <= 16; FP4 8, two chains each). */
+static int panels_for(weight_kind kind, int nt) {
+    if (kind == WK_FP8) return nt <= 4 ? 4 : 2;
+    return nt <= 2 ? 4 : nt <= 4 ? 2 : 1;
+}
+
+#define FP8_PANELS(RR, NT) dot_panels_kernel(WK_FP8, w, s, RR, NT, cols, xs, yk, ldy)
+#define FP4_PANELS(RR, NT) dot_panels_kernel(WK_FP4, w, s, RR, NT, cols, xs, yk, ldy)
+#define ONE_PANEL(K, nt)                                                                                                                  \
+    do {                                                                                                                                  \
+        switch (nt) {                                                                                                                     \
+        case 1: K(1, 1); break;                                                                                                           \
+        case 2: K(1, 2); break;                                                                                                           \
+        case 3: K(1, 3); break;                                                                                                           \
+        case 4: K(1, 4); break;                                                                                                           \
+        case 5: K(1, 5); break;                                                                                                           \
+        case 6: K(1, 6); break;                                                                                                           \
+        case 7: K(1, 7); break;                                                                                                           \
+        default: K(1, 8); break;                                                                                                          \
+        }                                                                                                                                 \
+    } while (0)
+
+/* nt tokens through panels p + j * step (j < rr: rr is panels_for's or 1)
+ * of W; row r's outputs at y + r - r0. */
+DOT static void panels_pass(const v4c_matrix *W, int p, int step, int rr, int nt, const uint16_t *xs, float *y, int r0, int ldy) {
+    int cols = W->cols, fp8 = W->kind == WK_FP8;
+    size_t bytes = fp8 ? (size_t)16 * cols : (size_t)8 * cols;
+    const uint8_t *w[4], *s[4];
+    float *yk[4];
+    for (int k = 0; k < rr; k++) {
+        int q = p + k * step;
+        w[k] = (const uint8_t *)W->data + (size_t)q * bytes;
+        s[k] = (const uint8_t *)W->scale + (fp8 ? (size_t)(q * PANEL_ROWS / 128) * (cols / 128) : (size_t)q * (cols / 2));
+        yk[k] = y + (size_t)q * PANEL_ROWS - r0;
+    }
+    if (rr == 1 && fp8) ONE_PANEL(FP8_PANELS, nt);
+    else if (rr == 1) ONE_PANEL(FP4_PANELS, nt);
+    else if (fp8) switch (nt) {
+        case 1: FP8_PANELS(4, 1); break;
+        case 2: FP8_PANELS(4, 2); break;
+        case 3: FP8_PANELS(4, 3); break;
+        case 4: FP8_PANELS(4, 4); break;
+        case 5: FP8_PANELS(2, 5); break;
+        case 6: FP8_PANELS(2, 6); break;
+        case 7: FP8_PANELS(2, 7); break;
+        default: FP8_PANELS(2, 8); break;
+        }
+    else switch (nt) {
+        case 1: FP4_PANELS(4, 1); break;
+        case 2: FP4_PANELS(4, 2); break;
+        case 3: FP4_PANELS(2, 3); break;
+        default: FP4_PANELS(2, 4); break;
+        }
+}
+
+/* Whether the scales of rows [a, b) (whole panels) stay in range. */
+DOT static int panels_ok(const v4c_matrix *W, int a, int b) {
+    if (W->kind == WK_FP4) return fp4_row_ok((const uint8_t *)W->scale + (size_t)a * (W->cols / 32), (b - a) * (W->cols / 32));
+    for (int r = a / 128 * 128; r < b; r += 128)
+        if (!fp8_block_ok(W, r)) return 0;
+    return 1;
+}
+
+/* Rows [r0, r1) (whole panels) of a packed FP8/FP4 matrix for in->n
+ * tokens, any number, TOKEN_TILE at a time. The panels run side by side
+ * from R consecutive sub-spans, each read as one long stream (as the
+ * head's panels, gemv_avx512_panels.c: adjacent short panels start a
+ * stream each and read slower from memory). Panels whose scales could
+ * leave the normal range go exact. scratch: a decoded row. */
+DOT void dot_panels(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch) {
+    int cols = W->cols, n = in->n, p0 = r0 / PANEL_ROWS, p1 = r1 / PANEL_ROWS, all_ok = panels_ok(W, r0, r1);
+    for (int t0 = 0; t0 < n; t0 += TOKEN_TILE) {
+        int nt = n - t0 < TOKEN_TILE ? n - t0 : TOKEN_TILE, R = panels_for(W->kind, nt), per = (p1 - p0) / R, p = p0;
+        const uint16_t *xt = in->xb + (size_t)t0 * cols;
+        float *yt = y + (size_t)t0 * ldy;
+        if (all_ok) {
+            for (int j = 0; j < per; j++) panels_pass(W, p0 + j, per, R, nt, xt, yt, r0, ldy);
+            p = p0 + R * per;
+        }
+        for (; p < p1; p++) {
+            int a = p * PANEL_ROWS;
+            if (all_ok || panels_ok(W, a, a + PANEL_ROWS)) panels_pass(W, p, 1, 1, nt, xt, yt, r0, ldy);
+            else
+                for (int r = a; r < a + PANEL_ROWS; r++) exact_row(W, r, in->x + (size_t)t0 * in->ldx, in->ldx, nt, yt + (r - r0), ldy, scratch);
+        }
+    }
+}
