@@ -41,7 +41,7 @@ static int pack_quantized; /* `decode panels` */
 
 static void run_ab(weight_kind k, int rows, int cols, int copies, int reps, const char *where, int n, int ab, int flops) {
     int raw = !strncmp(where, "float", 5); /* FP8 with a float input (wo_a): matmul, no quantization */
-    int panels = !strcmp(where, "panels");  /* F32/BF16 packed in panels, as the model's head */
+    int panels = strstr(where, "panels") != NULL; /* packed in panels, as the model packs its head and FP8/FP4 weights */
     size_t data = k == WK_FP4 ? (size_t)rows * cols / 2 : k == WK_FP8 ? (size_t)rows * cols : (size_t)rows * cols * 2;
     size_t scales = k == WK_FP4 ? (size_t)rows * cols / 32 : k == WK_FP8 ? (size_t)(rows / 128) * (cols / 128) : 0;
     uint8_t *mem = huge_alloc((data + scales) * copies + 64);
@@ -100,7 +100,7 @@ static void run_ab(weight_kind k, int rows, int cols, int copies, int reps, cons
                (data + scales) * copies / 1e6, (data + scales) * copies / best / 1e9, best / copies * 1e6);
     else
         printf("%-5s %6d x %5d  %d token%s%s  %7.1f GFLOP/s %7.2f GB/s %9.1f us/matrix\n", weight_kind_name[k], rows, cols, n, n > 1 ? "s" : " ",
-               raw ? " (float input)" : panels ? " (panels)     " : "", 2.0 * rows * cols * n * copies / best / 1e9, (data + scales) * copies / best / 1e9, best / copies * 1e6);
+               raw && panels ? " (float, panels)" : raw ? " (float input)" : panels ? " (panels)     " : "", 2.0 * rows * cols * n * copies / best / 1e9, (data + scales) * copies / best / 1e9, best / copies * 1e6);
     munmap(mem, (data + scales) * copies + 64);
     if (packed) munmap(packed, data * copies);
     free(W), free(x), free(y);
@@ -133,7 +133,7 @@ static void tokens(const char *only) {
         const char *where; /* "float": FP8 with a float input (wo_a) */
     } shapes[] = {{WK_BF16, 129280, 128, ""}, {WK_BF16, 129280, 128, "panels"}, {WK_BF16, 129280, 4096, ""}, {WK_BF16, 129280, 4096, "panels"},
                   {WK_FP8, 4096, 8192, ""}, {WK_FP8, 4096, 8192, "panels"}, {WK_FP8, 32768, 1024, ""}, {WK_FP8, 32768, 1024, "panels"},
-                  {WK_FP8, 8192, 4096, "float"}, {WK_FP4, 2048, 4096, ""}, {WK_FP4, 2048, 4096, "panels"}};
+                  {WK_FP8, 8192, 4096, "float"}, {WK_FP8, 8192, 4096, "float panels"}, {WK_FP4, 2048, 4096, ""}, {WK_FP4, 2048, 4096, "panels"}};
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
         for (int n = 1; n <= 8 && (!only || !strcmp(only, weight_kind_name[shapes[i].k])); n *= 2) {
             int rows = shapes[i].rows, cols = shapes[i].cols;

@@ -471,14 +471,33 @@ static void check_dot_panels(void) {
                       extreme ? " (extreme scales)" : "", differ);
                 CHECK(bad == 0, "dot panels: %s %dx%d%s: %d outputs beyond a float chain's error", weight_kind_name[kind], rows, cols,
                       extreme ? " (extreme scales)" : "", bad);
-                /* exact paths: rows 3..157 (not on panel bounds), an inexact input, another backend */
+                /* FP8 with a float input (wo_a's): the float chain, the same bits for every token count */
+                if (kind == WK_FP8) {
+                    for (int i = 0; i < N * cols; i++) x[i] = frand() * (i % 5 == 0 ? 1e3f : 1.0f);
+                    differ = 0, bad = 0;
+                    for (int n = 1; n <= N; n = n == 9 ? N : n + 1) {
+                        matmul(got, rows, &P, 0, rows, x, cols, n);
+                        for (int j = 0; j < n; j++) {
+                            matmul(one, rows, &P, 0, rows, x + (size_t)j * cols, cols, 1);
+                            for (int r = 0; r < rows; r++) {
+                                differ += memcmp(&got[j * rows + r], &one[r], sizeof(float)) != 0;
+                                bad += !(dot_error(&P, r, x + (size_t)j * cols, got[j * rows + r], a) <= 0x1p-18);
+                            }
+                        }
+                    }
+                    CHECK(differ == 0 && bad == 0, "dot panels: FP8 %dx%d%s, float input: %d outputs differ from one token alone, %d beyond a float chain's error",
+                          rows, cols, extreme ? " (extreme scales)" : "", differ, bad);
+                }
+                /* rows 3..157 (not on panel bounds: those off them exact), FP4 with an inexact input (exact), another backend (exact) */
+                for (int j = 0; j < N; j++) fp8_quant(x + (size_t)j * cols, cols, 128);
                 x[cols + 5] = 1.0f + 0x1p-12f;
                 bad = 0;
                 matmul(got, rows, &P, 3, rows - 6, x, cols, 3);
                 for (int j = 0; j < 3; j++)
-                    for (int r = 3; r < rows - 3; r++) bad += !(dot_error(&P, r, x + (size_t)j * cols, got[j * rows + r - 3], a) <= 0x1p-23);
+                    for (int r = 3; r < rows - 3; r++)
+                        bad += !(dot_error(&P, r, x + (size_t)j * cols, got[j * rows + r - 3], a) <= (r < 16 || r >= 144 || (kind == WK_FP4 && j == 1) ? 0x1p-23 : 0x1p-18));
                 matmul(got, rows, &P, 0, rows, x + cols, cols, 1);
-                for (int r = 0; r < rows; r++) bad += !(dot_error(&P, r, x + cols, got[r], a) <= 0x1p-23);
+                for (int r = 0; r < rows; r++) bad += !(dot_error(&P, r, x + cols, got[r], a) <= (kind == WK_FP4 ? 0x1p-23 : 0x1p-18));
                 kernel_backend_set(cpu_has_avx2() ? &backend_avx2 : &backend_ref);
                 matmul(got, rows, &P, 0, rows, x, cols, 2);
                 for (int j = 0; j < 2; j++)

@@ -109,6 +109,58 @@ INLINE void dot_panels_kernel(weight_kind kind, const uint8_t *const *w, const u
         lanes_store(&ds[2 * (k * NT + t)], y[k] + (size_t)t * ldy);
 }
 
+/* acc + w * x[0] in every lane, x[0] the instruction's broadcast operand. */
+INLINE __m512 fma_bcast(__m512 acc, __m512 w, const float *x) {
+    __asm__("vfmadd231ps %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*x));
+    return acc;
+}
+
+/* FP8 panels as in dot_panels_kernel with a float input (wo_a's: not
+ * quantized, so not bf16): x + t * ldx; each decoded bf16 pair becomes two
+ * float vectors (column c from the low words, c + 1 from the high ones)
+ * and each 128-column block's sum is a float FMA chain over its columns in
+ * order, then scaled and added as there. */
+INLINE void fp8_float_panels_kernel(const uint8_t *const *w, const uint8_t *const *s, int R, int NT, int cols, const float *x, int ldx,
+                                    float *const *y, int ldy) {
+    fp8_tables T8 = fp8_tables_load();
+    const __m512i high = _mm512_set1_epi32((int)0xFFFF0000u);
+    __m512 part[16];
+    float acc[16][16];
+    __m512d ds[32];
+    _Pragma("GCC unroll 16") for (int a = 0; a < R * NT; a++) ds[2 * a] = ds[2 * a + 1] = _mm512_setzero_pd();
+    for (int k0 = 0; k0 < cols; k0 += PANEL_FLUSH) {
+        int k1 = cols - k0 < PANEL_FLUSH ? cols : k0 + PANEL_FLUSH;
+        _Pragma("GCC unroll 16") for (int a = 0; a < R * NT; a++) _mm512_storeu_ps(acc[a], _mm512_setzero_ps());
+        for (int g = k0; g < k1; g += 128) {
+            _Pragma("GCC unroll 16") for (int a = 0; a < R * NT; a++) part[a] = _mm512_setzero_ps();
+            for (int c = g; c < g + 128; c += 4)
+                _Pragma("GCC unroll 4") for (int k = 0; k < R; k++) {
+                    __m512i w0, w1;
+                    fp8_decode(&T8, w[k] + (size_t)16 * c, &w0, &w1);
+                    __m512 f[4] = {_mm512_castsi512_ps(_mm512_slli_epi32(w0, 16)), _mm512_castsi512_ps(_mm512_and_si512(w0, high)),
+                                   _mm512_castsi512_ps(_mm512_slli_epi32(w1, 16)), _mm512_castsi512_ps(_mm512_and_si512(w1, high))};
+                    _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) {
+                        const float *xt = x + (size_t)t * ldx + c;
+                        _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) part[k * NT + t] = fma_bcast(part[k * NT + t], f[q], xt + q);
+                    }
+                }
+            _Pragma("GCC unroll 4") for (int k = 0; k < R; k++) {
+                __m512 scale = e8m0_scale(s[k][g / 128]);
+                _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) {
+                    float *a = acc[k * NT + t];
+                    _mm512_storeu_ps(a, _mm512_fmadd_ps(part[k * NT + t], scale, _mm512_loadu_ps(a)));
+                }
+            }
+        }
+        _Pragma("GCC unroll 16") for (int a = 0; a < R * NT; a++) {
+            __m512 v = _mm512_loadu_ps(acc[a]);
+            lanes_flush(&v, &ds[2 * a]);
+        }
+    }
+    _Pragma("GCC unroll 4") for (int k = 0; k < R; k++) _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
+        lanes_store(&ds[2 * (k * NT + t)], y[k] + (size_t)t * ldy);
+}
+
 /* Panels side by side for NT tokens: as many as the group sums' registers
  * allow (FP8 R * NT <= 16; FP4 8, two chains each). */
 static int panels_for(weight_kind kind, int nt) {
@@ -116,7 +168,11 @@ static int panels_for(weight_kind kind, int nt) {
     return nt <= 2 ? 4 : nt <= 4 ? 2 : 1;
 }
 
-#define FP8_PANELS(RR, NT) dot_panels_kernel(WK_FP8, w, s, RR, NT, cols, xs, yk, ldy)
+#define FP8_PANELS(RR, NT)                                                                                                                \
+    do {                                                                                                                                  \
+        if (xs) dot_panels_kernel(WK_FP8, w, s, RR, NT, cols, xs, yk, ldy);                                                               \
+        else fp8_float_panels_kernel(w, s, RR, NT, cols, xf, ldx, yk, ldy);                                                               \
+    } while (0)
 #define FP4_PANELS(RR, NT) dot_panels_kernel(WK_FP4, w, s, RR, NT, cols, xs, yk, ldy)
 #define ONE_PANEL(K, nt)                                                                                                                  \
     do {                                                                                                                                  \
@@ -133,8 +189,10 @@ static int panels_for(weight_kind kind, int nt) {
     } while (0)
 
 /* nt tokens through panels p + j * step (j < rr: rr is panels_for's or 1)
- * of W; row r's outputs at y + r - r0. */
-DOT static void panels_pass(const v4c_matrix *W, int p, int step, int rr, int nt, const uint16_t *xs, float *y, int r0, int ldy) {
+ * of W: xs in bf16 or (FP8, xs NULL) xf floats, ldx apart; row r's outputs
+ * at y + r - r0. */
+DOT static void panels_pass(const v4c_matrix *W, int p, int step, int rr, int nt, const uint16_t *xs, const float *xf, int ldx, float *y, int r0,
+                            int ldy) {
     int cols = W->cols, fp8 = W->kind == WK_FP8;
     size_t bytes = fp8 ? (size_t)16 * cols : (size_t)8 * cols;
     const uint8_t *w[4], *s[4];
@@ -174,26 +232,36 @@ DOT static int panels_ok(const v4c_matrix *W, int a, int b) {
 }
 
 /* Rows [r0, r1) (whole panels) of a packed FP8/FP4 matrix for in->n
- * tokens, any number, TOKEN_TILE at a time. The panels run side by side
+ * tokens, any number, TOKEN_TILE at a time: with in->xb (a quantized
+ * input), or for FP8 a float input at in->x (wo_a's). The panels run side by side
  * from R consecutive sub-spans, each read as one long stream (as the
  * head's panels, gemv_avx512_panels.c: adjacent short panels start a
  * stream each and read slower from memory). Panels whose scales could
  * leave the normal range go exact. scratch: a decoded row. */
 DOT void dot_panels(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch) {
-    int cols = W->cols, n = in->n, p0 = r0 / PANEL_ROWS, p1 = r1 / PANEL_ROWS, all_ok = panels_ok(W, r0, r1);
+    int cols = W->cols, n = in->n, p0 = (r0 + PANEL_ROWS - 1) / PANEL_ROWS, p1 = r1 / PANEL_ROWS;
+    if (p0 >= p1 || r0 % PANEL_ROWS || r1 % PANEL_ROWS) { /* rows off the panel bounds (no caller's): exact */
+        int a = p0 < p1 ? p0 * PANEL_ROWS : r1, b = p0 < p1 ? p1 * PANEL_ROWS : r1;
+        for (int r = r0; r < r1; r++)
+            if (r < a || r >= b) exact_row(W, r, in->x, in->ldx, n, y + (r - r0), ldy, scratch);
+        if (a < b) dot_panels(W, a, b, in, y + (a - r0), ldy, scratch);
+        return;
+    }
+    int all_ok = panels_ok(W, r0, r1) && (in->xb || W->kind == WK_FP8); /* FP4 takes quantized inputs only */
     for (int t0 = 0; t0 < n; t0 += TOKEN_TILE) {
         int nt = n - t0 < TOKEN_TILE ? n - t0 : TOKEN_TILE, R = panels_for(W->kind, nt), per = (p1 - p0) / R, p = p0;
-        const uint16_t *xt = in->xb + (size_t)t0 * cols;
+        const uint16_t *xt = in->xb ? in->xb + (size_t)t0 * cols : NULL;
+        const float *xf = in->x + (size_t)t0 * in->ldx;
         float *yt = y + (size_t)t0 * ldy;
         if (all_ok) {
-            for (int j = 0; j < per; j++) panels_pass(W, p0 + j, per, R, nt, xt, yt, r0, ldy);
+            for (int j = 0; j < per; j++) panels_pass(W, p0 + j, per, R, nt, xt, xf, in->ldx, yt, r0, ldy);
             p = p0 + R * per;
         }
         for (; p < p1; p++) {
             int a = p * PANEL_ROWS;
-            if (all_ok || panels_ok(W, a, a + PANEL_ROWS)) panels_pass(W, p, 1, 1, nt, xt, yt, r0, ldy);
+            if (all_ok || ((in->xb || W->kind == WK_FP8) && panels_ok(W, a, a + PANEL_ROWS))) panels_pass(W, p, 1, 1, nt, xt, xf, in->ldx, yt, r0, ldy);
             else
-                for (int r = a; r < a + PANEL_ROWS; r++) exact_row(W, r, in->x + (size_t)t0 * in->ldx, in->ldx, nt, yt + (r - r0), ldy, scratch);
+                for (int r = a; r < a + PANEL_ROWS; r++) exact_row(W, r, xf, in->ldx, nt, yt + (r - r0), ldy, scratch);
         }
     }
 }

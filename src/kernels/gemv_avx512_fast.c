@@ -597,7 +597,9 @@ void dot_rows(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y
  * a float input, up to STREAM_TOKENS of F32/BF16 (gemv_avx512_float.c);
  * what they leave as for a batch. */
 void fast_stream(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch) {
-    if (in->xb) {
+    if (W->panels && matrix_quantizes_input(W)) {
+        dot_panels(W, r0, r1, in, y, ldy, scratch);
+    } else if (in->xb) {
         dot_stream(W, r0, r1, in, y, ldy, scratch);
     } else if (in->xf) {
         int ok = W->cols % 64 == 0 && stream_blocks_ok(W, r0, r1), rest = r0;

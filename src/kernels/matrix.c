@@ -229,7 +229,7 @@ static int streams_on(void) {
 /* The dot path's input for W (xb or xf set) in buf, if W takes it. */
 static dot_input dot_input_for(const kernel_backend *be, const v4c_matrix *W, const float *x, int ldx, int n, void *buf) {
     dot_input in = {x, ldx, n, NULL, NULL, 0};
-    if (matrix_quantizes_input(W) && W->panels) { /* packed: the panel kernels or, without them, the exact rows */
+    if (matrix_quantizes_input(W) && W->panels) { /* packed: the panel kernels (bf16 x, or FP8 float x as it is) or the exact rows */
         if (be->panels && be->dot && dot_prepare_pairs(x, ldx, n, W->cols, buf)) in.xb = buf;
     } else if (be->dot && matrix_quantizes_input(W) && !W->scale_is_f32 && W->cols % 64 == 0) {
         if (dot_prepare(W->kind, x, ldx, n, W->cols, buf)) in.xb = buf;
@@ -241,7 +241,7 @@ static dot_input dot_input_for(const kernel_backend *be, const v4c_matrix *W, co
 /* Whether W with this input goes through be->stream. */
 static int stream_path(const kernel_backend *be, const v4c_matrix *W, const dot_input *in) {
     if (!streams_on() || !be->stream || (W->panels && !be->panels)) return 0;
-    if (W->panels && matrix_quantizes_input(W) && !in->xb) return 0;
+    if (W->panels && matrix_quantizes_input(W)) return in->xb || W->kind == WK_FP8; /* dot_panels */
     return in->n <= STREAM_TOKENS && (in->xb || in->xf || W->kind == WK_F32 || W->kind == WK_BF16);
 }
 
@@ -301,7 +301,7 @@ static void matmul_tiles(const kernel_backend *be, const v4c_matrix *W, int row0
     }
     int items = tiles * slices;
     int parallel = items > 1 && worth_threads(nrows, cols, n) && may_fork();
-    int threads = parallel ? max_threads : 1, dot = in->xb || in->xf;
+    int threads = parallel ? max_threads : 1, dot = in->xb || in->xf || (W->panels && W->kind == WK_FP8 && be->panels && be->dot);
     size_t per_thread = dot ? DOT_SCRATCH(ROW_TILE, cols) : KERNEL_SCRATCH(cols) * sizeof(double);
     per_thread = (per_thread + 63) & ~(size_t)63;
     char *scratch = reuse_get(1, threads * per_thread);

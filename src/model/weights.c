@@ -101,13 +101,9 @@ static int panels_wanted(void) {
 /* FP8/FP4 weights read faster packed in panels (matrix.h; the few tokens of
  * a server's batch above all): done in place, so only in the copy of the
  * checkpoint that is ours (safetensors.c: copy_to_huge_pages); a mapped
- * checkpoint keeps its rows. wo_a is left as stored: its input is not
- * quantized (MODEL.md), which the panel kernels do not take. A tensor bound
- * twice is packed once. */
-static void pack_quantized(binder *b, const char *prefix, v4c_matrix *W, st_tensor *t, st_tensor *s) {
+ * checkpoint keeps its rows. A tensor bound twice is packed once. */
+static void pack_quantized(binder *b, v4c_matrix *W, st_tensor *t, st_tensor *s) {
     const st_set *st = &b->m->st;
-    size_t len = strlen(prefix);
-    if (len >= 4 && !strcmp(prefix + len - 4, "wo_a")) return;
     if (!matrix_packable(W) || !st->files[t->file].copied || !st->files[s->file].copied || t->packed != s->packed) return;
     if (t->packed) {
         W->panels = PANEL_ROWS;
@@ -167,7 +163,7 @@ static int bind_matrix(binder *b, const char *prefix, v4c_matrix *W, int64_t row
         if (check_shape(b, s, 2, sd)) return -1;
         W->scale = s->data;
     }
-    pack_quantized(b, prefix, W, t, s);
+    pack_quantized(b, W, t, s);
     return 0;
 }
 
