@@ -3,20 +3,17 @@
  * decoders of avx512_fast.h give row i's column pair in 32-bit lane i)
  * through BF16 dot products, rows in lanes and each token's column pair
  * broadcast. A decoded line serves every token of a batch, and no sum
- * crosses lanes: the few-token products a server's batch makes run near
- * the dot peak where the row layout ran at 20-40% of it (bench/fp8_panels,
- * docs/performance.md).
+ * crosses lanes: at 4-8 tokens a core runs at 84-90% of its dot peak on
+ * weights in L1, and the few-token products of a server's batch from
+ * memory 1.2-1.9x faster than in the row layout (docs/performance.md).
  *
  * The chain of each output, the same for every token count and path (so
  * one token and a batch give the same bits, as in gemv_avx512_fast.c):
  *   FP8: for each 128-column block a fresh sum s = dp(s, w, x) over its
  *        column pairs in order, of unscaled codes; then acc = acc + s * 2^e
  *        (the block's scale: an exact product, one rounding);
- *   FP4: for each 32-column scale group two fresh sums of unscaled codes,
- *        s0 = dp(s0, w, x) over the pairs of its columns 8u + 0..3 and s1
- *        over those of 8u + 4..7 (u = 0..3, in order: the low and the high
- *        nibbles of a line), then acc = acc + (s0 + s1) * 2^e (the group's
- *        scale: an exact product, one rounding);
+ *   FP4: the same for each 32-column scale group, its pairs in column
+ *        order;
  *   acc added to a double every 512 columns, the double rounded to float
  *   at the end.
  * Products are exact (avx512_fast.h's argument), so only these sums round. */
@@ -60,7 +57,9 @@ INLINE void dot_panels_kernel(weight_kind kind, const uint8_t *const *w, const u
     int fp8 = kind == WK_FP8, group = fp8 ? 128 : 32;
     fp8_tables T8 = fp8_tables_load();
     fp4_tables T4 = fp4_tables_load();
-    __m512 part[2][16]; /* FP4: the group's low-nibble and high-nibble chains, two not one: latency */
+    __m512 part[16]; /* the group sums. Two chains a group (FP4's low and high nibbles) hid the dot products'
+                         * latency at 1-2 tokens but left registers for 2 panels only at 3-4 tokens: from memory,
+                         * alternating, one chain and 4 panels gave 3-4 tokens +5-18%, 6 tokens +24%, 1 token the same */
     float acc[16][16];
     __m512d ds[32];
     _Pragma("GCC unroll 16") for (int a = 0; a < R * NT; a++) ds[2 * a] = ds[2 * a + 1] = _mm512_setzero_pd();
@@ -68,7 +67,7 @@ INLINE void dot_panels_kernel(weight_kind kind, const uint8_t *const *w, const u
         int k1 = cols - k0 < PANEL_FLUSH ? cols : k0 + PANEL_FLUSH;
         _Pragma("GCC unroll 16") for (int a = 0; a < R * NT; a++) _mm512_storeu_ps(acc[a], _mm512_setzero_ps());
         for (int g = k0; g < k1; g += group) {
-            _Pragma("GCC unroll 16") for (int a = 0; a < R * NT; a++) part[0][a] = part[1][a] = _mm512_setzero_ps();
+            _Pragma("GCC unroll 16") for (int a = 0; a < R * NT; a++) part[a] = _mm512_setzero_ps();
             if (fp8) {
                 for (int c = g; c < g + 128; c += 4)
                     _Pragma("GCC unroll 4") for (int k = 0; k < R; k++) {
@@ -76,7 +75,7 @@ INLINE void dot_panels_kernel(weight_kind kind, const uint8_t *const *w, const u
                         fp8_decode(&T8, w[k] + (size_t)16 * c, &w0, &w1);
                         _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) {
                             const uint16_t *xt = xs + (size_t)t * cols + c;
-                            part[0][k * NT + t] = dp_pair(dp_pair(part[0][k * NT + t], w0, xt), w1, xt + 2);
+                            part[k * NT + t] = dp_pair(dp_pair(part[k * NT + t], w0, xt), w1, xt + 2);
                         }
                     }
             } else {
@@ -87,7 +86,7 @@ INLINE void dot_panels_kernel(weight_kind kind, const uint8_t *const *w, const u
                         _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) {
                             const uint16_t *xt = xs + (size_t)t * cols + c;
                             _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++)
-                                part[q / 2][k * NT + t] = dp_pair(part[q / 2][k * NT + t], q4[q], xt + 2 * q);
+                                part[k * NT + t] = dp_pair(part[k * NT + t], q4[q], xt + 2 * q);
                         }
                     }
             }
@@ -95,7 +94,7 @@ INLINE void dot_panels_kernel(weight_kind kind, const uint8_t *const *w, const u
                 __m512 scale = fp8 ? e8m0_scale(s[k][g / 128]) : e8m0_scales(s[k] + g / 2);
                 _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) {
                     float *a = acc[k * NT + t];
-                    __m512 sum = fp8 ? part[0][k * NT + t] : _mm512_add_ps(part[0][k * NT + t], part[1][k * NT + t]);
+                    __m512 sum = part[k * NT + t];
                     _mm512_storeu_ps(a, _mm512_fmadd_ps(sum, scale, _mm512_loadu_ps(a)));
                 }
             }
@@ -162,10 +161,10 @@ INLINE void fp8_float_panels_kernel(const uint8_t *const *w, const uint8_t *cons
 }
 
 /* Panels side by side for NT tokens: as many as the group sums' registers
- * allow (FP8 R * NT <= 16; FP4 8, two chains each). */
+ * allow (R * NT <= 16), and 4 streams a thread when they do. */
 static int panels_for(weight_kind kind, int nt) {
-    if (kind == WK_FP8) return nt <= 4 ? 4 : 2;
-    return nt <= 2 ? 4 : nt <= 4 ? 2 : 1;
+    (void)kind;
+    return nt <= 4 ? 4 : 2;
 }
 
 #define FP8_PANELS(RR, NT)                                                                                                                \
@@ -218,8 +217,12 @@ DOT static void panels_pass(const v4c_matrix *W, int p, int step, int rr, int nt
     else switch (nt) {
         case 1: FP4_PANELS(4, 1); break;
         case 2: FP4_PANELS(4, 2); break;
-        case 3: FP4_PANELS(2, 3); break;
-        default: FP4_PANELS(2, 4); break;
+        case 3: FP4_PANELS(4, 3); break;
+        case 4: FP4_PANELS(4, 4); break;
+        case 5: FP4_PANELS(2, 5); break;
+        case 6: FP4_PANELS(2, 6); break;
+        case 7: FP4_PANELS(2, 7); break;
+        default: FP4_PANELS(2, 8); break;
         }
 }
 
@@ -232,7 +235,7 @@ DOT static int panels_ok(const v4c_matrix *W, int a, int b) {
 }
 
 /* Rows [r0, r1) (whole panels) of a packed FP8/FP4 matrix for in->n
- * tokens, any number, TOKEN_TILE at a time: with in->xb (a quantized
+ * tokens, any number, in tiles of up to TOKEN_TILE: with in->xb (a quantized
  * input), or for FP8 a float input at in->x (wo_a's). The panels run side by side
  * from R consecutive sub-spans, each read as one long stream (as the
  * head's panels, gemv_avx512_panels.c: adjacent short panels start a
@@ -248,8 +251,9 @@ DOT void dot_panels(const v4c_matrix *W, int r0, int r1, const dot_input *in, fl
         return;
     }
     int all_ok = panels_ok(W, r0, r1) && (in->xb || W->kind == WK_FP8); /* FP4 takes quantized inputs only */
-    for (int t0 = 0; t0 < n; t0 += TOKEN_TILE) {
-        int nt = n - t0 < TOKEN_TILE ? n - t0 : TOKEN_TILE, R = panels_for(W->kind, nt), per = (p1 - p0) / R, p = p0;
+    int tiles = (n + TOKEN_TILE - 1) / TOKEN_TILE; /* of even sizes: 9 tokens as 5 + 4, not 8 + 1 (each tile decodes the weights) */
+    for (int i = 0, t0 = 0; i < tiles; i++) {
+        int nt = n / tiles + (i < n % tiles), R = panels_for(W->kind, nt), per = (p1 - p0) / R, p = p0;
         const uint16_t *xt = in->xb ? in->xb + (size_t)t0 * cols : NULL;
         const float *xf = in->x + (size_t)t0 * in->ldx;
         float *yt = y + (size_t)t0 * ldy;
@@ -263,5 +267,6 @@ DOT void dot_panels(const v4c_matrix *W, int r0, int r1, const dot_input *in, fl
             else
                 for (int r = a; r < a + PANEL_ROWS; r++) exact_row(W, r, xf, in->ldx, nt, yt + (r - r0), ldy, scratch);
         }
+        t0 += nt;
     }
 }
