@@ -6,8 +6,10 @@
  * `kernel_bench gemm` runs the GEMMs only, `kernel_bench gemv` the GEMVs,
  * `kernel_bench streams` the streams against the batch kernels,
  * `kernel_bench decode` decode's products on Flash's shapes from memory,
- * `kernel_bench tokens [KIND]` GFLOP/s at 1-8 tokens in L2 and from memory
- * (KIND: only BF16, FP8 or FP4 weights); `decode panels` and the "(panels)"
+ * `kernel_bench tokens [KIND [N]]` GFLOP/s at 1-8 tokens in L2 and from memory
+ * (KIND: only BF16, FP8 or FP4 weights; N: only N tokens. FP4 at 8 tokens
+ * after the runs of 1-4 tokens in the same process measured 2-6x slower
+ * than alone, for both layouts: compare such numbers run alone); `decode panels` and the "(panels)"
  * rows of `tokens`: FP8/FP4 packed in panels, as the model loads them. */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -126,7 +128,7 @@ static void streams_ab(void) {
 /* A few tokens (the server's batches): GFLOP/s of each product at 1-8
  * tokens with the weights in L2 (about 256 KB a thread: what a core
  * computes) and from memory (what a batched decode step gets). */
-static void tokens(const char *only) {
+static void tokens(const char *only, int only_n) {
     const struct {
         weight_kind k;
         int rows, cols;
@@ -135,7 +137,7 @@ static void tokens(const char *only) {
                   {WK_FP8, 4096, 8192, ""}, {WK_FP8, 4096, 8192, "panels"}, {WK_FP8, 32768, 1024, ""}, {WK_FP8, 32768, 1024, "panels"},
                   {WK_FP8, 8192, 4096, "float"}, {WK_FP8, 8192, 4096, "float panels"}, {WK_FP4, 2048, 4096, ""}, {WK_FP4, 2048, 4096, "panels"}};
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
-        for (int n = 1; n <= 8 && (!only || !strcmp(only, weight_kind_name[shapes[i].k])); n *= 2) {
+        for (int n = only_n ? only_n : 1; n <= (only_n ? only_n : 8) && (!only || !strcmp(only, weight_kind_name[shapes[i].k])); n *= 2) {
             int rows = shapes[i].rows, cols = shapes[i].cols;
             size_t per_row = (size_t)cols * (shapes[i].k == WK_BF16 ? 4 : shapes[i].k == WK_FP8 ? 2 : 1) / 2;
             int l2 = (int)((256u << 10) * omp_get_max_threads() / per_row) / 128 * 128;
@@ -170,7 +172,7 @@ int main(int argc, char **argv) {
     int only_gemm = argc > 1 && !strcmp(argv[1], "gemm"), only_gemv = argc > 1 && !strcmp(argv[1], "gemv");
     printf("kernels: %s\n", kernel_backend_active()->name);
     if (argc > 1 && !strcmp(argv[1], "tokens")) {
-        tokens(argc > 2 ? argv[2] : NULL);
+        tokens(argc > 2 ? argv[2] : NULL, argc > 3 ? atoi(argv[3]) : 0);
         return 0;
     }
     if (argc > 1 && !strcmp(argv[1], "decode")) {
