@@ -426,6 +426,23 @@ static double dot_error(const v4c_matrix *W, int r, const float *x, float got, f
     return fabs(got - exact) / (mag + 1e-30);
 }
 
+/* P through matmul at 1..9 and N tokens of x: outputs that differ from
+ * the same token alone, and outputs beyond a float chain's error (at most
+ * 128 products a group sum, then a float sum of groups per 512 columns). */
+static void panel_bits(const v4c_matrix *P, const float *x, int N, float *got, float *one, float *row, int *differ, int *bad) {
+    int rows = P->rows, cols = P->cols;
+    for (int n = 1; n <= N; n = n == 9 ? N : n + 1) {
+        matmul(got, rows, P, 0, rows, x, cols, n);
+        for (int j = 0; j < n; j++) {
+            matmul(one, rows, P, 0, rows, x + (size_t)j * cols, cols, 1);
+            for (int r = 0; r < rows; r++) {
+                *differ += memcmp(&got[j * rows + r], &one[r], sizeof(float)) != 0;
+                *bad += !(dot_error(P, r, x + (size_t)j * cols, got[j * rows + r], row) <= 0x1p-18);
+            }
+        }
+    }
+}
+
 static void check_dot_panels(void) {
     const kernel_backend *fast = &backend_avx512_fast;
     const int rows = 160, N = 17, col_set[3] = {128, 640, 1152}; /* rows: a 128-row block and 2 panels; cols: under, over and past 2 flushes */
@@ -457,16 +474,7 @@ static void check_dot_panels(void) {
                 for (int j = 0; j < N; j++) fp8_quant(x + (size_t)j * cols, cols, 128);
                 kernel_backend_set(fast);
                 int differ = 0, bad = 0;
-                for (int n = 1; n <= N; n = n == 9 ? N : n + 1) {
-                    matmul(got, rows, &P, 0, rows, x, cols, n);
-                    for (int j = 0; j < n; j++) {
-                        matmul(one, rows, &P, 0, rows, x + (size_t)j * cols, cols, 1);
-                        for (int r = 0; r < rows; r++) {
-                            differ += memcmp(&got[j * rows + r], &one[r], sizeof(float)) != 0;
-                            bad += !(dot_error(&P, r, x + (size_t)j * cols, got[j * rows + r], a) <= 0x1p-18);
-                        }
-                    }
-                }
+                panel_bits(&P, x, N, got, one, a, &differ, &bad);
                 CHECK(differ == 0, "dot panels: %s %dx%d%s: %d outputs differ from one token alone", weight_kind_name[kind], rows, cols,
                       extreme ? " (extreme scales)" : "", differ);
                 CHECK(bad == 0, "dot panels: %s %dx%d%s: %d outputs beyond a float chain's error", weight_kind_name[kind], rows, cols,
@@ -475,16 +483,7 @@ static void check_dot_panels(void) {
                 if (kind == WK_FP8) {
                     for (int i = 0; i < N * cols; i++) x[i] = frand() * (i % 5 == 0 ? 1e3f : 1.0f);
                     differ = 0, bad = 0;
-                    for (int n = 1; n <= N; n = n == 9 ? N : n + 1) {
-                        matmul(got, rows, &P, 0, rows, x, cols, n);
-                        for (int j = 0; j < n; j++) {
-                            matmul(one, rows, &P, 0, rows, x + (size_t)j * cols, cols, 1);
-                            for (int r = 0; r < rows; r++) {
-                                differ += memcmp(&got[j * rows + r], &one[r], sizeof(float)) != 0;
-                                bad += !(dot_error(&P, r, x + (size_t)j * cols, got[j * rows + r], a) <= 0x1p-18);
-                            }
-                        }
-                    }
+                    panel_bits(&P, x, N, got, one, a, &differ, &bad);
                     CHECK(differ == 0 && bad == 0, "dot panels: FP8 %dx%d%s, float input: %d outputs differ from one token alone, %d beyond a float chain's error",
                           rows, cols, extreme ? " (extreme scales)" : "", differ, bad);
                 }

@@ -31,6 +31,12 @@ INLINE __m512 dp_pair(__m512 acc, __m512i w, const uint16_t *x) {
     return acc;
 }
 
+/* acc + w * x[0] in every lane, x[0] the instruction's broadcast operand. */
+INLINE __m512 fma_bcast(__m512 acc, __m512 w, const float *x) {
+    __asm__("vfmadd231ps %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*x));
+    return acc;
+}
+
 /* The 16 lanes of acc into their doubles (rows 0-7 and 8-15), acc zeroed. */
 INLINE void lanes_flush(__m512 *acc, __m512d *d) {
     d[0] = _mm512_add_pd(d[0], _mm512_cvtps_pd(_mm512_castps512_ps256(*acc)));
@@ -47,16 +53,18 @@ INLINE void lanes_store(const __m512d *d, float *y) {
 INLINE __m512 e8m0_scales(const uint8_t *s) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)s)), 23)); }
 INLINE __m512 e8m0_scale(uint8_t s) { return _mm512_castsi512_ps(_mm512_set1_epi32((int)s << 23)); }
 
-/* R panels x NT tokens (xs + t * cols) into y[k] + t * ldy. FP8: w[k] the
- * panel's 16 * cols bytes, s[k] its row block's scales (one per 128
- * columns); FP4: w[k] 8 * cols bytes of codes, s[k] the scales [cols /
- * 32][16]. The running sums wait in memory (touched once a scale group),
+/* R panels x NT tokens (xs + t * cols, or for FP8 a float input xf + t *
+ * ldx: wo_a's, not quantized, the group sums then float FMA chains) into
+ * y[k] + t * ldy. FP8: w[k] the panel's 16 * cols bytes, s[k] its row
+ * block's scales (one per 128 columns); FP4: w[k] 8 * cols bytes of
+ * codes, s[k] the scales [cols / 32][16]. The running sums wait in memory (touched once a scale group),
  * the registers hold the group sums. */
 INLINE void dot_panels_kernel(weight_kind kind, const uint8_t *const *w, const uint8_t *const *s, int R, int NT, int cols, const uint16_t *xs,
-                              float *const *y, int ldy) {
+                              const float *xf, int ldx, float *const *y, int ldy) {
     int fp8 = kind == WK_FP8, group = fp8 ? 128 : 32;
     fp8_tables T8 = fp8_tables_load();
     fp4_tables T4 = fp4_tables_load();
+    const __m512i high = _mm512_set1_epi32((int)0xFFFF0000u);
     __m512 part[16]; /* the group sums. Two chains a group (FP4's low and high nibbles) hid the dot products'
                          * latency at 1-2 tokens but left registers for 2 panels only at 3-4 tokens: from memory,
                          * alternating, one chain and 4 panels gave 3-4 tokens +5-18%, 6 tokens +24%, 1 token the same */
@@ -68,7 +76,19 @@ INLINE void dot_panels_kernel(weight_kind kind, const uint8_t *const *w, const u
         _Pragma("GCC unroll 16") for (int a = 0; a < R * NT; a++) _mm512_storeu_ps(acc[a], _mm512_setzero_ps());
         for (int g = k0; g < k1; g += group) {
             _Pragma("GCC unroll 16") for (int a = 0; a < R * NT; a++) part[a] = _mm512_setzero_ps();
-            if (fp8) {
+            if (fp8 && xf) { /* a float input: each decoded bf16 pair as two float vectors (column c in the low words) */
+                for (int c = g; c < g + 128; c += 4)
+                    _Pragma("GCC unroll 4") for (int k = 0; k < R; k++) {
+                        __m512i w0, w1;
+                        fp8_decode(&T8, w[k] + (size_t)16 * c, &w0, &w1);
+                        __m512 f[4] = {_mm512_castsi512_ps(_mm512_slli_epi32(w0, 16)), _mm512_castsi512_ps(_mm512_and_si512(w0, high)),
+                                       _mm512_castsi512_ps(_mm512_slli_epi32(w1, 16)), _mm512_castsi512_ps(_mm512_and_si512(w1, high))};
+                        _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) {
+                            const float *xt = xf + (size_t)t * ldx + c;
+                            _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) part[k * NT + t] = fma_bcast(part[k * NT + t], f[q], xt + q);
+                        }
+                    }
+            } else if (fp8) {
                 for (int c = g; c < g + 128; c += 4)
                     _Pragma("GCC unroll 4") for (int k = 0; k < R; k++) {
                         __m512i w0, w1;
@@ -108,83 +128,39 @@ INLINE void dot_panels_kernel(weight_kind kind, const uint8_t *const *w, const u
         lanes_store(&ds[2 * (k * NT + t)], y[k] + (size_t)t * ldy);
 }
 
-/* acc + w * x[0] in every lane, x[0] the instruction's broadcast operand. */
-INLINE __m512 fma_bcast(__m512 acc, __m512 w, const float *x) {
-    __asm__("vfmadd231ps %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*x));
-    return acc;
-}
-
-/* FP8 panels as in dot_panels_kernel with a float input (wo_a's: not
- * quantized, so not bf16): x + t * ldx; each decoded bf16 pair becomes two
- * float vectors (column c from the low words, c + 1 from the high ones)
- * and each 128-column block's sum is a float FMA chain over its columns in
- * order, then scaled and added as there. */
-INLINE void fp8_float_panels_kernel(const uint8_t *const *w, const uint8_t *const *s, int R, int NT, int cols, const float *x, int ldx,
-                                    float *const *y, int ldy) {
-    fp8_tables T8 = fp8_tables_load();
-    const __m512i high = _mm512_set1_epi32((int)0xFFFF0000u);
-    __m512 part[16];
-    float acc[16][16];
-    __m512d ds[32];
-    _Pragma("GCC unroll 16") for (int a = 0; a < R * NT; a++) ds[2 * a] = ds[2 * a + 1] = _mm512_setzero_pd();
-    for (int k0 = 0; k0 < cols; k0 += PANEL_FLUSH) {
-        int k1 = cols - k0 < PANEL_FLUSH ? cols : k0 + PANEL_FLUSH;
-        _Pragma("GCC unroll 16") for (int a = 0; a < R * NT; a++) _mm512_storeu_ps(acc[a], _mm512_setzero_ps());
-        for (int g = k0; g < k1; g += 128) {
-            _Pragma("GCC unroll 16") for (int a = 0; a < R * NT; a++) part[a] = _mm512_setzero_ps();
-            for (int c = g; c < g + 128; c += 4)
-                _Pragma("GCC unroll 4") for (int k = 0; k < R; k++) {
-                    __m512i w0, w1;
-                    fp8_decode(&T8, w[k] + (size_t)16 * c, &w0, &w1);
-                    __m512 f[4] = {_mm512_castsi512_ps(_mm512_slli_epi32(w0, 16)), _mm512_castsi512_ps(_mm512_and_si512(w0, high)),
-                                   _mm512_castsi512_ps(_mm512_slli_epi32(w1, 16)), _mm512_castsi512_ps(_mm512_and_si512(w1, high))};
-                    _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) {
-                        const float *xt = x + (size_t)t * ldx + c;
-                        _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) part[k * NT + t] = fma_bcast(part[k * NT + t], f[q], xt + q);
-                    }
-                }
-            _Pragma("GCC unroll 4") for (int k = 0; k < R; k++) {
-                __m512 scale = e8m0_scale(s[k][g / 128]);
-                _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) {
-                    float *a = acc[k * NT + t];
-                    _mm512_storeu_ps(a, _mm512_fmadd_ps(part[k * NT + t], scale, _mm512_loadu_ps(a)));
-                }
-            }
-        }
-        _Pragma("GCC unroll 16") for (int a = 0; a < R * NT; a++) {
-            __m512 v = _mm512_loadu_ps(acc[a]);
-            lanes_flush(&v, &ds[2 * a]);
-        }
-    }
-    _Pragma("GCC unroll 4") for (int k = 0; k < R; k++) _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++)
-        lanes_store(&ds[2 * (k * NT + t)], y[k] + (size_t)t * ldy);
-}
-
 /* Panels side by side for NT tokens: as many as the group sums' registers
- * allow (R * NT <= 16), and 4 streams a thread when they do. */
-static int panels_for(weight_kind kind, int nt) {
-    (void)kind;
-    return nt <= 4 ? 4 : 2;
-}
+ * allow (R * NT <= 16), and 4 streams a thread when they do (PANEL_SHAPES). */
+static int panels_for(int nt) { return nt <= 4 ? 4 : 2; }
 
-#define FP8_PANELS(RR, NT)                                                                                                                \
+/* K(R, NT) for rr panels (1, or panels_for's) and nt tokens, constants. */
+#define PANEL_SHAPES(K, rr, nt)                                                                                                           \
     do {                                                                                                                                  \
-        if (xs) dot_panels_kernel(WK_FP8, w, s, RR, NT, cols, xs, yk, ldy);                                                               \
-        else fp8_float_panels_kernel(w, s, RR, NT, cols, xf, ldx, yk, ldy);                                                               \
-    } while (0)
-#define FP4_PANELS(RR, NT) dot_panels_kernel(WK_FP4, w, s, RR, NT, cols, xs, yk, ldy)
-#define ONE_PANEL(K, nt)                                                                                                                  \
-    do {                                                                                                                                  \
-        switch (nt) {                                                                                                                     \
-        case 1: K(1, 1); break;                                                                                                           \
-        case 2: K(1, 2); break;                                                                                                           \
-        case 3: K(1, 3); break;                                                                                                           \
-        case 4: K(1, 4); break;                                                                                                           \
-        case 5: K(1, 5); break;                                                                                                           \
-        case 6: K(1, 6); break;                                                                                                           \
-        case 7: K(1, 7); break;                                                                                                           \
-        default: K(1, 8); break;                                                                                                          \
+        switch ((nt) * 2 + ((rr) > 1)) {                                                                                                  \
+        case 2: K(1, 1); break;                                                                                                           \
+        case 3: K(4, 1); break;                                                                                                           \
+        case 4: K(1, 2); break;                                                                                                           \
+        case 5: K(4, 2); break;                                                                                                           \
+        case 6: K(1, 3); break;                                                                                                           \
+        case 7: K(4, 3); break;                                                                                                           \
+        case 8: K(1, 4); break;                                                                                                           \
+        case 9: K(4, 4); break;                                                                                                           \
+        case 10: K(1, 5); break;                                                                                                          \
+        case 11: K(2, 5); break;                                                                                                          \
+        case 12: K(1, 6); break;                                                                                                          \
+        case 13: K(2, 6); break;                                                                                                          \
+        case 14: K(1, 7); break;                                                                                                          \
+        case 15: K(2, 7); break;                                                                                                          \
+        case 16: K(1, 8); break;                                                                                                          \
+        default: K(2, 8); break;                                                                                                          \
         }                                                                                                                                 \
+    } while (0)
+
+/* The kernel for W's kind and input. */
+#define PANELS(RR, NT)                                                                                                                    \
+    do {                                                                                                                                  \
+        if (!fp8) dot_panels_kernel(WK_FP4, w, s, RR, NT, cols, xs, NULL, 0, yk, ldy);                                                    \
+        else if (xs) dot_panels_kernel(WK_FP8, w, s, RR, NT, cols, xs, NULL, 0, yk, ldy);                                                 \
+        else dot_panels_kernel(WK_FP8, w, s, RR, NT, cols, NULL, xf, ldx, yk, ldy);                                                       \
     } while (0)
 
 /* nt tokens through panels p + j * step (j < rr: rr is panels_for's or 1)
@@ -202,28 +178,7 @@ DOT static void panels_pass(const v4c_matrix *W, int p, int step, int rr, int nt
         s[k] = (const uint8_t *)W->scale + (fp8 ? (size_t)(q * PANEL_ROWS / 128) * (cols / 128) : (size_t)q * (cols / 2));
         yk[k] = y + (size_t)q * PANEL_ROWS - r0;
     }
-    if (rr == 1 && fp8) ONE_PANEL(FP8_PANELS, nt);
-    else if (rr == 1) ONE_PANEL(FP4_PANELS, nt);
-    else if (fp8) switch (nt) {
-        case 1: FP8_PANELS(4, 1); break;
-        case 2: FP8_PANELS(4, 2); break;
-        case 3: FP8_PANELS(4, 3); break;
-        case 4: FP8_PANELS(4, 4); break;
-        case 5: FP8_PANELS(2, 5); break;
-        case 6: FP8_PANELS(2, 6); break;
-        case 7: FP8_PANELS(2, 7); break;
-        default: FP8_PANELS(2, 8); break;
-        }
-    else switch (nt) {
-        case 1: FP4_PANELS(4, 1); break;
-        case 2: FP4_PANELS(4, 2); break;
-        case 3: FP4_PANELS(4, 3); break;
-        case 4: FP4_PANELS(4, 4); break;
-        case 5: FP4_PANELS(2, 5); break;
-        case 6: FP4_PANELS(2, 6); break;
-        case 7: FP4_PANELS(2, 7); break;
-        default: FP4_PANELS(2, 8); break;
-        }
+    PANEL_SHAPES(PANELS, rr, nt);
 }
 
 /* Whether the scales of rows [a, b) (whole panels) stay in range. */
@@ -253,7 +208,7 @@ DOT void dot_panels(const v4c_matrix *W, int r0, int r1, const dot_input *in, fl
     int all_ok = panels_ok(W, r0, r1) && (in->xb || W->kind == WK_FP8); /* FP4 takes quantized inputs only */
     int tiles = (n + TOKEN_TILE - 1) / TOKEN_TILE; /* of even sizes: 9 tokens as 5 + 4, not 8 + 1 (each tile decodes the weights) */
     for (int i = 0, t0 = 0; i < tiles; i++) {
-        int nt = n / tiles + (i < n % tiles), R = panels_for(W->kind, nt), per = (p1 - p0) / R, p = p0;
+        int nt = n / tiles + (i < n % tiles), R = panels_for(nt), per = (p1 - p0) / R, p = p0;
         const uint16_t *xt = in->xb ? in->xb + (size_t)t0 * cols : NULL;
         const float *xf = in->x + (size_t)t0 * in->ldx;
         float *yt = y + (size_t)t0 * ldy;
