@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Server load benchmark (not part of ctest): `v4c serve --parallel 8` on a
-# random model with the V4 tokenizer; first ONE streaming client, then 8
+# random model with the V4 tokenizer (by default two layers of the Flash
+# shapes with 16 experts, 3.2 GB: decode then reads its weights from
+# memory, as a real model's does); first ONE streaming client, then 8
 # concurrent streaming clients, each for SECONDS (default 60), sending
 # /v1/completions requests of MAX_TOKENS (default 64, temperature 0.8) back to back.
 # Batching works when the 8 clients' aggregate decode tokens/s is well above
@@ -10,7 +12,8 @@
 # one load measured in a fast phase against the other in a slow one said
 # more about the phases than about batching.
 # usage: bench/server_bench.sh [SECONDS] [MAX_TOKENS] [TEMPERATURE]   (V4C=path: use that binary, no build;
-#        GEN_ARGS="--preset flash --layers 2 --experts 16": the model's shape, default a tiny random one;
+#        GEN_ARGS="...": gen-model's options for the model, default "--preset flash --layers 2 --experts 16";
+#        GEN_ARGS="": a small random model (hidden 128, 4 layers), about 1 ms a step;
 #        ROUNDS=R: alternate the loads R times, default 1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,8 +27,9 @@ fi
 tmp=$(mktemp -d)
 pid=
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+gen_args=${GEN_ARGS---preset flash --layers 2 --experts 16}
 # shellcheck disable=SC2086 # GEN_ARGS is a list of options
-"$V4C" gen-model ${GEN_ARGS:-} --vocab 129280 --tokenizer tests/data/tokenizer/deepseek-v4-tokenizer.json -o "$tmp/model" >/dev/null
+"$V4C" gen-model $gen_args --vocab 129280 --tokenizer tests/data/tokenizer/deepseek-v4-tokenizer.json -o "$tmp/model" >/dev/null
 "$V4C" serve -m "$tmp/model" --port 0 --parallel 8 >"$tmp/log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do grep -q listening "$tmp/log" && break; sleep 0.1; done
