@@ -122,6 +122,25 @@ static void test_session_errors(const char *dir) {
     v4c_model_free(m);
 }
 
+/* The fingerprint (session files) is the checkpoint's, whatever layout the
+ * weights are held in: packed in panels (the default), as stored
+ * (V4C_PANELS=0), or mapped from the file (V4C_MMAP=1). */
+static void test_fingerprint_layouts(const char *dir) {
+    char err[V4C_ERR_LEN];
+    const char *modes[][2] = {{"V4C_PANELS", "0"}, {"V4C_MMAP", "1"}};
+    v4c_model *m = v4c_model_open(dir, err);
+    if (!m) return;
+    uint64_t packed = v4c_model_fingerprint(m);
+    v4c_model_free(m);
+    for (int i = 0; i < 2; i++) {
+        setenv(modes[i][0], modes[i][1], 1);
+        m = v4c_model_open(dir, err);
+        unsetenv(modes[i][0]);
+        CHECK(m && v4c_model_fingerprint(m) == packed, "%s: fingerprint with %s=%s differs", dir, modes[i][0], modes[i][1]);
+        v4c_model_free(m);
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: test_model GOLDEN_DIR V4C_BINARY\n");
@@ -134,6 +153,7 @@ int main(int argc, char **argv) {
         test_param_count(dir, argv[2]);
         test_chunk_invariance(dir);
         test_session_errors(dir);
+        test_fingerprint_layouts(dir);
     }
     return test_done("test_model");
 }

@@ -41,9 +41,10 @@ typedef struct kernel_backend_s {
      * prepared them); NULL: rows/dot as for a batch. */
     void (*stream)(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch);
     const struct kernel_backend_s *exact; /* rows a NULL entry above falls back to */
-    int panels; /* its rows and stream take panel-packed F32/BF16 matrices (matrix.h), and packing pays: the
-                   model packs its head when the active backend says so. Others get such matrices through
-                   backend_ref's rows (exact, decoding through matrix_row_f32). */
+    int panels; /* its rows, dot and stream take panel-packed matrices (matrix.h), and packing pays: the
+                   model packs its head, and its FP8/FP4 weights when held in memory, when the active backend
+                   says so. Others get such matrices through backend_ref's rows (exact, decoding through
+                   matrix_row_f32). */
 } kernel_backend;
 
 extern const kernel_backend backend_ref;

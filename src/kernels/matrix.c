@@ -229,7 +229,10 @@ static int streams_on(void) {
 /* The dot path's input for W (xb or xf set) in buf, if W takes it. */
 static dot_input dot_input_for(const kernel_backend *be, const v4c_matrix *W, const float *x, int ldx, int n, void *buf) {
     dot_input in = {x, ldx, n, NULL, NULL, 0};
-    if (matrix_quantizes_input(W) && W->panels) { /* packed: the panel kernels (bf16 x, or FP8 float x as it is) or the exact rows */
+    /* Packed: the panel kernels, with x in bf16 when every value is one (a
+     * quantized input always is), else for FP8 with x as it is (wo_a's);
+     * FP4 otherwise through the exact rows. */
+    if (matrix_quantizes_input(W) && W->panels) {
         if (be->panels && be->dot && dot_prepare_pairs(x, ldx, n, W->cols, buf)) in.xb = buf;
     } else if (be->dot && matrix_quantizes_input(W) && !W->scale_is_f32 && W->cols % 64 == 0) {
         if (dot_prepare(W->kind, x, ldx, n, W->cols, buf)) in.xb = buf;

@@ -32,7 +32,9 @@ typedef struct {
  * sequential stream per panel (the head at 8 tokens; docs/performance.md).
  * Element (r, c) of a BF16 matrix lies at (r / 16) * 16 * cols + (c / 2) *
  * 32 + (r % 16) * 2 + c % 2, of an F32 one at (r / 16) * 16 * cols + c *
- * 16 + r % 16. */
+ * 16 + r % 16. FP8/FP4 panels (matrix_pack_in_place) hold 4 or 8 columns
+ * of the 16 rows in each 64-byte line, in the order their decoders unpack
+ * (matrix.c, panel_index). */
 enum { PANEL_ROWS = 16 };
 
 /* Whether W (row-major) can be packed: rows a multiple of PANEL_ROWS;

@@ -92,7 +92,9 @@ static uint64_t fnv(uint64_t h, const void *data, size_t n) {
     return h;
 }
 
-uint64_t v4c_model_fingerprint(const v4c_model *m) {
+uint64_t v4c_model_fingerprint(const v4c_model *m) { return m->fingerprint; }
+
+uint64_t model_fingerprint(const v4c_model *m) {
     uint64_t h = fnv(0xcbf29ce484222325ULL, &m->cfg, sizeof m->cfg);
     for (int i = 0; i < m->st.n_tensors; i++) {
         const st_tensor *t = &m->st.tensors[i];

@@ -83,10 +83,13 @@ struct v4c_model {
     int n_owned;
     void *head_panels;           /* the head packed in panels (pack_head), mapped */
     size_t head_panels_len;
+    uint64_t fingerprint;        /* model_fingerprint, taken before any packing */
 };
 
 /* Bind every tensor the model uses (weights.c). */
 int model_bind_weights(v4c_model *m, char *err);
+/* The config and each used tensor's name, dtype, shape and edge bytes, hashed (v4c_model_fingerprint). */
+uint64_t model_fingerprint(const v4c_model *m);
 void model_free_weights(v4c_model *m);
 
 void embed_row(const v4c_model *m, int32_t token, float *out);

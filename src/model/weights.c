@@ -12,9 +12,17 @@
 #include "util/util.h"
 #include "util/workmem.h"
 
+/* A quantized matrix to pack once everything is bound (pack_quantized). */
+typedef struct {
+    v4c_matrix *W;
+    st_tensor *t, *s;
+} pending_pack;
+
 typedef struct {
     v4c_model *m;
     char *err;
+    pending_pack *packs;
+    int n_packs;
 } binder;
 
 static const char *file_of(binder *b, const st_tensor *t) {
@@ -89,8 +97,6 @@ static int bind_floats(binder *b, const char *name, const float **out, int ndim,
 /* A 1-D float tensor of n elements (norm weights). */
 static int bind_vec(binder *b, const char *name, const float **out, int64_t n) { return bind_floats(b, name, out, 1, n, 0); }
 
-/* `prefix`.weight with `prefix`.scale for FP8 (e4m3 + e8m0/F32 blocks of
- * 128x128) and FP4 (I8-packed e2m1 pairs + e8m0 per 32 columns). */
 /* Whether weights are packed in panels: the active backend has panel
  * kernels and V4C_PANELS is not 0. */
 static int panels_wanted(void) {
@@ -114,6 +120,8 @@ static void pack_quantized(binder *b, v4c_matrix *W, st_tensor *t, st_tensor *s)
     t->packed = s->packed = 1;
 }
 
+/* `prefix`.weight with `prefix`.scale for FP8 (e4m3 + e8m0/F32 blocks of
+ * 128x128) and FP4 (I8-packed e2m1 pairs + e8m0 per 32 columns). */
 static int bind_matrix(binder *b, const char *prefix, v4c_matrix *W, int64_t rows, int64_t cols) {
     char name[256];
     snprintf(name, sizeof name, "%s.weight", prefix);
@@ -163,7 +171,8 @@ static int bind_matrix(binder *b, const char *prefix, v4c_matrix *W, int64_t row
         if (check_shape(b, s, 2, sd)) return -1;
         W->scale = s->data;
     }
-    pack_quantized(b, W, t, s);
+    b->packs = xrealloc(b->packs, (b->n_packs + 1) * sizeof *b->packs);
+    b->packs[b->n_packs++] = (pending_pack){W, t, s};
     return 0;
 }
 
@@ -314,27 +323,42 @@ static void pack_head(v4c_model *m) {
     huge_release(stored, bytes); /* read no more: the panels replace it (1 GB for Flash's head) */
 }
 
-int model_bind_weights(v4c_model *m, char *err) {
-    binder b = {m, err};
+/* Every tensor the model uses, checked and bound; the quantized matrices
+ * queued in b->packs. */
+static int bind_all(binder *b) {
+    v4c_model *m = b->m;
     const v4c_config *c = &m->cfg;
-    st_tensor *t = find(&b, "embed.weight");
+    st_tensor *t = find(b, "embed.weight");
     if (!t) return -1;
     int64_t ed[2] = {c->vocab_size, c->hidden_size};
-    if (t->dtype != DT_BF16 && t->dtype != DT_F32) return bad_dtype(&b, t, "BF16 or F32");
-    if (check_shape(&b, t, 2, ed)) return -1;
+    if (t->dtype != DT_BF16 && t->dtype != DT_F32) return bad_dtype(b, t, "BF16 or F32");
+    if (check_shape(b, t, 2, ed)) return -1;
     if (t->dtype == DT_BF16 && ((uintptr_t)t->data & 1) == 0) m->embed_bf16 = t->data;
     else if (t->dtype == DT_F32 && ((uintptr_t)t->data & 3) == 0) m->embed_f32 = t->data;
-    else if (bind_floats(&b, "embed.weight", &m->embed_f32, 2, ed[0], ed[1])) return -1;
+    else if (bind_floats(b, "embed.weight", &m->embed_f32, 2, ed[0], ed[1])) return -1;
 
-    if (bind_matrix(&b, "head", &m->head, c->vocab_size, c->hidden_size) ||
-        bind_vec(&b, "norm.weight", &m->norm, c->hidden_size) || bind_hc_head(&b, "", &m->hc_head))
+    if (bind_matrix(b, "head", &m->head, c->vocab_size, c->hidden_size) ||
+        bind_vec(b, "norm.weight", &m->norm, c->hidden_size) || bind_hc_head(b, "", &m->hc_head))
         return -1;
-    pack_head(m);
     int n = c->n_layers + c->n_mtp;
     m->layers = xcalloc(n, sizeof(layer_weights));
     for (int i = 0; i < n; i++)
-        if (bind_layer(&b, i)) return -1;
+        if (bind_layer(b, i)) return -1;
     return 0;
+}
+
+int model_bind_weights(v4c_model *m, char *err) {
+    binder b = {m, err, NULL, 0};
+    int rc = bind_all(&b);
+    if (rc == 0) {
+        /* The fingerprint (session files) reads the checkpoint's bytes as
+         * stored: before the packing rearranges or releases them. */
+        m->fingerprint = model_fingerprint(m);
+        pack_head(m);
+        for (int i = 0; i < b.n_packs; i++) pack_quantized(&b, b.packs[i].W, b.packs[i].t, b.packs[i].s);
+    }
+    free(b.packs);
+    return rc;
 }
 
 void model_free_weights(v4c_model *m) {
