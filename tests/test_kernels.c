@@ -460,8 +460,17 @@ static void check_dot_panels(void) {
                 P.data = malloc(bytes), P.scale = malloc(nsc);
                 memcpy((void *)P.data, m.data, bytes), memcpy((void *)P.scale, m.scale, nsc);
                 CHECK(matrix_packable(&P), "dot panels: %s %dx%d not packable", weight_kind_name[kind], rows, cols);
+                v4c_matrix Q = m.W; /* the portable packer, for the AVX-512 one's bytes */
+                Q.data = malloc(bytes), Q.scale = malloc(nsc);
+                memcpy((void *)Q.data, m.data, bytes), memcpy((void *)Q.scale, m.scale, nsc);
                 matrix_pack_in_place(&P);
+                matrix_pack_simd = 0;
+                matrix_pack_in_place(&Q);
+                matrix_pack_simd = 1;
                 CHECK(memcmp(P.data, m.data, bytes) != 0, "dot panels: %s packing moved nothing", weight_kind_name[kind]);
+                CHECK(!memcmp(P.data, Q.data, bytes) && !memcmp(P.scale, Q.scale, nsc), "dot panels: %s %dx%d: the packers differ", weight_kind_name[kind],
+                      rows, cols);
+                free((void *)Q.data), free((void *)Q.scale);
                 float *a = malloc(sizeof(float) * cols), *b = malloc(sizeof(float) * cols);
                 int moved = 0;
                 for (int r = 0; r < rows; r++) {

@@ -60,6 +60,10 @@ int float_prepare(const float *x, int ldx, int n, int cols, float *xf);
 /* The same for FP8/FP4 packed in panels: x as bf16 in column order. */
 int dot_prepare_pairs(const float *x, int ldx, int n, int cols, uint16_t *xb);
 void dot_rows(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch);
+/* The codes of one FP8/FP4 panel (16 rows of row_bytes) packed where they
+ * lie, as matrix_pack_in_place's portable loop does (dot_supported CPUs;
+ * tmp: 16 * row_bytes bytes). */
+void dot_pack_panel(uint8_t *panel, size_t row_bytes, int fp4, uint8_t *tmp);
 
 /* The backend in use: V4C_KERNELS=ref|avx2|avx512-exact|avx512 overrides
  * detection (avx512 needs BF16 and VBMI). */

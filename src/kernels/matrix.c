@@ -63,6 +63,8 @@ void matrix_pack_panels(v4c_matrix *W, void *dst) {
     W->panels = PANEL_ROWS;
 }
 
+int matrix_pack_simd = 1;
+
 /* FP8 line of 4 columns: row i's bytes of columns 0-1 at its lane, 2-3
  * eight bytes on (fp8_decode's unpacklo/unpackhi). FP4 line of 8
  * columns: column pairs 0 and 1 the low nibbles at the lane and eight
@@ -70,7 +72,7 @@ void matrix_pack_panels(v4c_matrix *W, void *dst) {
  * (fp4_decode_line). Each panel is the same bytes as its 16 rows stored,
  * so a copy of one panel at a time does. */
 void matrix_pack_in_place(v4c_matrix *W) {
-    int cols = W->cols, groups = cols / 32, fp8 = W->kind == WK_FP8, panels = W->rows / PANEL_ROWS;
+    int cols = W->cols, groups = cols / 32, fp8 = W->kind == WK_FP8, panels = W->rows / PANEL_ROWS, simd = matrix_pack_simd && dot_supported();
     size_t row_bytes = fp8 ? (size_t)cols : (size_t)cols / 2, bytes = PANEL_ROWS * row_bytes;
     uint8_t *data = (uint8_t *)W->data, *scale = (uint8_t *)W->scale;
 #pragma omp parallel
@@ -79,8 +81,9 @@ void matrix_pack_in_place(v4c_matrix *W) {
 #pragma omp for schedule(static)
         for (int p = 0; p < panels; p++) {
             uint8_t *dst = data + (size_t)p * bytes;
-            memcpy(tmp, dst, bytes);
-            for (int i = 0; i < PANEL_ROWS; i++) {
+            if (simd) dot_pack_panel(dst, row_bytes, !fp8, tmp);
+            else memcpy(tmp, dst, bytes);
+            for (int i = 0; i < PANEL_ROWS && !simd; i++) {
                 const uint8_t *src = tmp + (size_t)i * row_bytes;
                 int lane = 16 * (i / 4) + 2 * (i % 4);
                 if (fp8)

@@ -48,6 +48,9 @@ void matrix_pack_panels(v4c_matrix *W, void *dst);
  * own. FP8 lines hold 4 columns of a panel's 16 rows, FP4 lines 8, placed
  * as the dot kernels' decoders unpack them (matrix.c). */
 void matrix_pack_in_place(v4c_matrix *W);
+/* 1 (default): matrix_pack_in_place moves the codes with AVX-512 where the
+ * CPU has the dot kernels' instructions; 0: the portable loop (tests). */
+extern int matrix_pack_simd;
 
 extern const char *const weight_kind_name[WK_COUNT];
 
