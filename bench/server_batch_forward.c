@@ -17,6 +17,28 @@ static double now(void) {
     return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
+/* `steps` forward passes of n_seq sequences (counts[i] tokens each, from
+ * ids): seconds per step, with the products' times per step into prof_ms;
+ * exits on an error. */
+static double time_steps(v4c_session **ss, const int32_t *ids, const int *counts, int n_seq, int steps, float *logits, double *prof_ms) {
+    char err[V4C_ERR_LEN];
+    matmul_profile_reset();
+    double t = now();
+    for (int s = 0; s < steps; s++)
+        if (v4c_batch_feed(ss, ids, counts, n_seq, logits, err)) {
+            fprintf(stderr, "%s\n", err);
+            exit(1);
+        }
+    double dt = (now() - t) / steps;
+    for (int o = 0; o < OP_COUNT; o++) prof_ms[o] = matmul_prof.seconds[o] / steps * 1e3;
+    return dt;
+}
+
+static void print_products(const double *prof_ms) {
+    for (int o = 0; o < OP_COUNT; o++) printf(" %s %.2f ms", op_class_name[o], prof_ms[o]);
+    printf("\n");
+}
+
 int main(int argc, char **argv) {
     char err[V4C_ERR_LEN];
     v4c_model *m = argc == 2 ? v4c_model_open(argv[1], err) : NULL;
@@ -35,20 +57,12 @@ int main(int argc, char **argv) {
             ss[i] = v4c_session_new(m, NULL, err);
             ids[i] = 100 + i, counts[i] = 1;
         }
-        int steps = 60;
+        double prof[OP_COUNT];
         v4c_batch_feed(ss, ids, counts, B, logits, err);
-        matmul_profile_reset();
-        double t = now();
-        for (int s = 0; s < steps; s++)
-            if (v4c_batch_feed(ss, ids, counts, B, logits, err)) {
-                fprintf(stderr, "%s\n", err);
-                return 1;
-            }
-        double dt = (now() - t) / steps;
+        double dt = time_steps(ss, ids, counts, B, 60, logits, prof);
         if (B == 1) base = 1 / dt;
         printf("batch %d: %.2f ms per step, %.1f tok/s (%.2fx); products:", B, dt * 1e3, B / dt, B / dt / base);
-        for (int o = 0; o < OP_COUNT; o++) printf(" %s %.2f ms", op_class_name[o], matmul_prof.seconds[o] / steps * 1e3);
-        printf("\n");
+        print_products(prof);
         for (int i = 0; i < B; i++) v4c_session_free(ss[i]);
     }
     /* a step that also takes a new request's prompt (the load test's are
@@ -65,18 +79,9 @@ int main(int argc, char **argv) {
             v4c_session **seqs = alone ? ss + 7 : ss;
             const int32_t *in = alone ? ids + 7 : ids;
             const int *cnt = alone ? counts + 7 : counts;
-            int n_seq = alone ? 1 : 8, steps = 10;
-            matmul_profile_reset();
-            double t = now();
-            for (int s = 0; s < steps; s++)
-                if (v4c_batch_feed(seqs, in, cnt, n_seq, logits, err)) {
-                    fprintf(stderr, "%s\n", err);
-                    return 1;
-                }
-            double dt = (now() - t) / steps;
+            double prof[OP_COUNT], dt = time_steps(seqs, in, cnt, alone ? 1 : 8, 10, logits, prof);
             printf("%s: %.2f ms per step; products:", alone ? "the 15-token prompt alone" : "7 decode tokens + a 15-token prompt", dt * 1e3);
-            for (int o = 0; o < OP_COUNT; o++) printf(" %s %.2f ms", op_class_name[o], matmul_prof.seconds[o] / steps * 1e3);
-            printf("\n");
+            print_products(prof);
         }
         for (int i = 0; i < 8; i++) v4c_session_free(ss[i]);
     }

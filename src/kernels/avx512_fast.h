@@ -22,7 +22,7 @@ enum {
     FEW = 4,           /* few_tokens() */
     FEW_SHORT = 8,
     MT = DOT_TOKENS,   /* tokens per micro-tile */
-    EXP_LIMIT = 40,    /* |log2| of scales and inputs kept far from the float range ends */
+    EXP_LIMIT = SCALE_EXP_LIMIT, /* |log2| of scales and inputs kept far from the float range ends */
 };
 
 
@@ -87,6 +87,7 @@ static inline int panel_next(panel_tile *p, int n, int nr, int cols) {
 
 extern uint8_t fast_fp8_hi[128], fast_fp8_lo[128]; /* bf16 bytes of e4m3 magnitude codes */
 void fast_tables_init(void);                        /* once, before any kernel runs */
+
 typedef struct {
     __m512i hi0, hi1, lo0, lo1, sign;
 } fp8_tables;
@@ -108,6 +109,13 @@ INLINE __m512i load_once(const void *p) {
 }
 
 INLINE __m512 load_once_ps(const float *p) { return _mm512_castsi512_ps(load_once(p)); }
+
+/* A vector of bf16 pairs (row i's columns c and c + 1 in 32-bit lane i,
+ * c in the low half) as two float vectors: column c, then c + 1. */
+INLINE void bf16_pairs_f32(__m512i w, __m512 *even, __m512 *odd) {
+    *even = _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+    *odd = _mm512_castsi512_ps(_mm512_and_si512(w, _mm512_set1_epi32((int)0xFFFF0000)));
+}
 
 INLINE void fp8_decode(const fp8_tables *T, const uint8_t *p, __m512i *w0, __m512i *w1) {
     __m512i b = load_once(p);
@@ -164,7 +172,6 @@ INLINE void fp4_decode_line(const fp4_tables *T, const uint8_t *p, __m512i c[4])
 void exact_row(const v4c_matrix *W, int r, const float *x, int ldx, int n, float *y, int ldy, float *wrow);
 /* Whether the scales of the FP8 row block holding row r stay within EXP_LIMIT. */
 int fp8_block_ok(const v4c_matrix *W, int r);
-
 
 /* One token streams short rows, which the hardware prefetcher picks up
  * late: while a group of rows (`bytes` from `group`) is being read, step s

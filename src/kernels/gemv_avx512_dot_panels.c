@@ -75,7 +75,6 @@ INLINE void dot_panels_kernel(weight_kind kind, const uint8_t *const *w, const u
     int fp8 = kind == WK_FP8, group = fp8 ? 128 : 32;
     fp8_tables T8 = fp8_tables_load();
     fp4_tables T4 = fp4_tables_load();
-    const __m512i high = _mm512_set1_epi32((int)0xFFFF0000u);
     __m512 part[16]; /* the group sums. Two chains a group (FP4's low and high nibbles) hid the dot products'
                          * latency at 1-2 tokens but left registers for 2 panels only at 3-4 tokens: from memory,
                          * alternating, one chain and 4 panels gave 3-4 tokens +5-18%, 6 tokens +24%, 1 token the same */
@@ -92,8 +91,8 @@ INLINE void dot_panels_kernel(weight_kind kind, const uint8_t *const *w, const u
                     _Pragma("GCC unroll 4") for (int k = 0; k < R; k++) {
                         __m512i w0, w1;
                         fp8_decode(&T8, w[k] + (size_t)16 * c, &w0, &w1);
-                        __m512 f[4] = {_mm512_castsi512_ps(_mm512_slli_epi32(w0, 16)), _mm512_castsi512_ps(_mm512_and_si512(w0, high)),
-                                       _mm512_castsi512_ps(_mm512_slli_epi32(w1, 16)), _mm512_castsi512_ps(_mm512_and_si512(w1, high))};
+                        __m512 f[4];
+                        bf16_pairs_f32(w0, &f[0], &f[1]), bf16_pairs_f32(w1, &f[2], &f[3]);
                         _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) {
                             const float *xt = xf + (size_t)t * ldx + c;
                             _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) part[k * NT + t] = fma_bcast(part[k * NT + t], f[q], xt + q);
@@ -218,7 +217,7 @@ DOT void dot_panels(const v4c_matrix *W, int r0, int r1, const dot_input *in, fl
         if (a < b) dot_panels(W, a, b, in, y + (a - r0), ldy, scratch);
         return;
     }
-    int all_ok = panels_ok(W, r0, r1) && (in->xb || W->kind == WK_FP8); /* FP4 takes quantized inputs only */
+    int all_ok = (W->scales_ok || panels_ok(W, r0, r1)) && (in->xb || W->kind == WK_FP8); /* FP4 takes quantized inputs only */
     int tiles = (n + TOKEN_TILE - 1) / TOKEN_TILE; /* of even sizes: 9 tokens as 5 + 4, not 8 + 1 (each tile decodes the weights) */
     for (int i = 0, t0 = 0; i < tiles; i++) {
         int nt = n / tiles + (i < n % tiles), R = panels_for(nt), per = (p1 - p0) / R, p = p0;

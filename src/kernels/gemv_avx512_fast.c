@@ -555,10 +555,6 @@ DOT static int row_streams(const v4c_matrix *W, int r0, int r1, const dot_input 
  * matmul's row tiles would (dot_rows, panels of at most 64 rows). */
 DOT static void dot_stream(const v4c_matrix *W, int r0, int r1, const dot_input *in, float *y, int ldy, void *scratch) {
     int n = in->n, rest = r0;
-    if (W->panels) {
-        dot_panels(W, r0, r1, in, y, ldy, scratch);
-        return;
-    }
     if (in->xb && n <= STREAM_TOKENS && stream_blocks_ok(W, r0, r1)) {
         if (n > 4) {
             switch (n) {

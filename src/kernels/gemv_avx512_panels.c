@@ -29,9 +29,7 @@ enum {
  * in the low 16 bits of a lane), F32 in two. */
 INLINE void pair_load(int bf16, const char *p, int j, __m512 *even, __m512 *odd) {
     if (bf16) {
-        __m512i w = load_once(p + (size_t)j * 64);
-        *even = _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
-        *odd = _mm512_castsi512_ps(_mm512_and_si512(w, _mm512_set1_epi32((int)0xFFFF0000)));
+        bf16_pairs_f32(load_once(p + (size_t)j * 64), even, odd);
     } else {
         *even = load_once_ps((const float *)(p + (size_t)j * 128));
         *odd = load_once_ps((const float *)(p + (size_t)j * 128 + 64));

@@ -65,6 +65,26 @@ void matrix_pack_panels(v4c_matrix *W, void *dst) {
 
 int matrix_pack_simd = 1;
 
+/* One panel's codes (16 rows of row_bytes at dst) packed where they lie,
+ * byte by byte: each row's 32-bit units (4 FP8 columns, 8 FP4 ones) in
+ * order, one to a line. tmp: 16 * row_bytes bytes. */
+static void pack_panel(uint8_t *dst, size_t row_bytes, int fp4, uint8_t *tmp) {
+    memcpy(tmp, dst, PANEL_ROWS * row_bytes);
+    for (int i = 0; i < PANEL_ROWS; i++) {
+        const uint8_t *src = tmp + (size_t)i * row_bytes;
+        int lane = 16 * (i / 4) + 2 * (i % 4);
+        for (size_t u = 0; u < row_bytes / 4; u++) {
+            const uint8_t *q = src + 4 * u;
+            uint8_t *o = dst + 64 * u + lane;
+            if (!fp4)
+                o[0] = q[0], o[1] = q[1], o[8] = q[2], o[9] = q[3];
+            else /* source byte q[h] holds columns 2h (low nibble) and 2h + 1 */
+                for (int h = 0; h < 2; h++)
+                    for (int j = 0; j < 2; j++) o[8 * h + j] = (uint8_t)(((q[h] >> (4 * j)) & 15) | (((q[h + 2] >> (4 * j)) & 15) << 4));
+        }
+    }
+}
+
 /* FP8 line of 4 columns: row i's bytes of columns 0-1 at its lane, 2-3
  * eight bytes on (fp8_decode's unpacklo/unpackhi). FP4 line of 8
  * columns: column pairs 0 and 1 the low nibbles at the lane and eight
@@ -82,23 +102,7 @@ void matrix_pack_in_place(v4c_matrix *W) {
         for (int p = 0; p < panels; p++) {
             uint8_t *dst = data + (size_t)p * bytes;
             if (simd) dot_pack_panel(dst, row_bytes, !fp8, tmp);
-            else memcpy(tmp, dst, bytes);
-            for (int i = 0; i < PANEL_ROWS && !simd; i++) {
-                const uint8_t *src = tmp + (size_t)i * row_bytes;
-                int lane = 16 * (i / 4) + 2 * (i % 4);
-                if (fp8)
-                    for (int u = 0; u < cols / 4; u++) {
-                        uint8_t *o = dst + (size_t)64 * u + lane;
-                        o[0] = src[4 * u], o[1] = src[4 * u + 1], o[8] = src[4 * u + 2], o[9] = src[4 * u + 3];
-                    }
-                else /* source byte q of a line holds columns 2q (low nibble) and 2q + 1 */
-                    for (int u = 0; u < cols / 8; u++) {
-                        const uint8_t *q = src + 4 * u;
-                        uint8_t *o = dst + (size_t)64 * u + lane;
-                        for (int h = 0; h < 2; h++)
-                            for (int j = 0; j < 2; j++) o[8 * h + j] = (uint8_t)(((q[h] >> (4 * j)) & 15) | (((q[h + 2] >> (4 * j)) & 15) << 4));
-                    }
-            }
+            else pack_panel(dst, row_bytes, !fp8, tmp);
             if (!fp8) { /* scales [rows][groups] -> per panel [groups][16] */
                 uint8_t *s = scale + (size_t)p * PANEL_ROWS * groups;
                 memcpy(tmp, s, (size_t)PANEL_ROWS * groups);
@@ -109,6 +113,11 @@ void matrix_pack_in_place(v4c_matrix *W) {
         free(tmp);
     }
     W->panels = PANEL_ROWS;
+    /* once here, not per product (dot_panels) */
+    size_t n_scales = fp8 ? (size_t)((W->rows + 127) / 128) * (cols / 128) : (size_t)W->rows * groups;
+    W->scales_ok = 1;
+    for (size_t i = 0; i < n_scales; i++)
+        if (scale[i] < 127 - SCALE_EXP_LIMIT || scale[i] > 127 + SCALE_EXP_LIMIT) W->scales_ok = 0;
 }
 
 void matrix_row_f32(const v4c_matrix *W, int r, float *out) {
@@ -244,10 +253,16 @@ static dot_input dot_input_for(const kernel_backend *be, const v4c_matrix *W, co
     return in;
 }
 
+/* Whether packed FP8/FP4 W with this input goes through the panel kernels
+ * (dot_panels: a bf16 input, or FP8 with x as it is); else the exact rows. */
+static int panel_dot(const kernel_backend *be, const v4c_matrix *W, const dot_input *in) {
+    return be->panels && be->dot && (in->xb || W->kind == WK_FP8);
+}
+
 /* Whether W with this input goes through be->stream. */
 static int stream_path(const kernel_backend *be, const v4c_matrix *W, const dot_input *in) {
     if (!streams_on() || !be->stream || (W->panels && !be->panels)) return 0;
-    if (W->panels && matrix_quantizes_input(W)) return in->xb || W->kind == WK_FP8; /* dot_panels */
+    if (W->panels && matrix_quantizes_input(W)) return panel_dot(be, W, in);
     return in->n <= STREAM_TOKENS && (in->xb || in->xf || W->kind == WK_F32 || W->kind == WK_BF16);
 }
 
@@ -307,12 +322,13 @@ static void matmul_tiles(const kernel_backend *be, const v4c_matrix *W, int row0
     }
     int items = tiles * slices;
     int parallel = items > 1 && worth_threads(nrows, cols, n) && may_fork();
-    int threads = parallel ? max_threads : 1, dot = in->xb || in->xf || (W->panels && W->kind == WK_FP8 && be->panels && be->dot);
+    int quant_panels = W->panels && matrix_quantizes_input(W);
+    int threads = parallel ? max_threads : 1, dot = quant_panels ? panel_dot(be, W, in) : in->xb || in->xf != NULL;
     size_t per_thread = dot ? DOT_SCRATCH(ROW_TILE, cols) : KERNEL_SCRATCH(cols) * sizeof(double);
     per_thread = (per_thread + 63) & ~(size_t)63;
     char *scratch = reuse_get(1, threads * per_thread);
     rows_kernel k = be->rows[W->kind] ? be->rows[W->kind] : be->exact->rows[W->kind];
-    if (W->panels && (!be->panels || (matrix_quantizes_input(W) && !dot))) k = backend_ref.rows[W->kind]; /* decodes its rows through matrix_row_f32 */
+    if (W->panels && (!be->panels || quant_panels)) k = backend_ref.rows[W->kind]; /* decodes its rows through matrix_row_f32 (unless dot) */
     /* The exact kernels take the inputs in double; the fast ones do not (the
      * copy would be n x cols doubles per call). */
     double *xd = dot || (be->exact && be->rows[W->kind]) ? NULL : matmul_prepare_input(W->kind, x, ldx, n, cols);

@@ -21,7 +21,8 @@ typedef struct {
     const void *data;   /* F32/BF16 values, e4m3 codes, or packed e2m1 pairs */
     const void *scale;  /* FP8: [ceil(rows/128), ceil(cols/128)]; FP4: [rows, cols/32] */
     int scale_is_f32;   /* Base checkpoints store FP8 scales as F32, not E8M0 */
-    int panels;         /* F32/BF16: 0, rows one after another; PANEL_ROWS, packed in panels (below) */
+    int panels;         /* 0, rows one after another; PANEL_ROWS, packed in panels (below) */
+    int scales_ok;      /* packed FP8/FP4: every scale within 2^+-SCALE_EXP_LIMIT, found when packing (else checked per call) */
 } v4c_matrix;
 
 /* Panels: F32/BF16 rows in groups of PANEL_ROWS, each group stored column
@@ -36,6 +37,10 @@ typedef struct {
  * of the 16 rows in each 64-byte line, in the order their decoders unpack
  * (matrix.c, panel_index). */
 enum { PANEL_ROWS = 16 };
+
+/* |log2| of the FP8/FP4 scales the dot kernels carry exactly (products
+ * stay far from the float range ends); rows or blocks beyond go exact. */
+enum { SCALE_EXP_LIMIT = 40 };
 
 /* Whether W (row-major) can be packed: rows a multiple of PANEL_ROWS;
  * F32/BF16 with columns of 16, FP8/FP4 (E8M0 scales) with columns of 128. */
