@@ -1,5 +1,5 @@
 /* Sinkhorn (mHC), RoPE/YaRN frequencies and rotation, Walsh-Hadamard
- * against the explicit matrix, top-k selection, SwiGLU. */
+ * against the explicit matrix, top-k selection, SwiGLU, the mHC combine. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,7 +152,46 @@ static void test_swiglu(void) {
     CHECK(h1[3] == 0.0f && h1[6] == 0.0f, "swiglu: silu(-1e30) = %g, silu(0) = %g", h1[3], h1[6]);
 }
 
+/* The mHC combine and the weighted row sum (both SIMD where the CPU has
+ * it) against the loops written out, bit for bit: the same multiplies and
+ * adds in the same order. D leaves a tail after the 16-wide steps; hc 4
+ * (the models') and 16 (the most config.c allows). */
+static void test_hc_combine(void) {
+    enum { D = 1000 + 5 };
+    static float X[16 * D], want[16 * D], a[D], y[D], ywant[D];
+    float post[16], comb[256], w[16];
+    unsigned seed = 29;
+    for (int hc = 4; hc <= 16; hc += 12) {
+        for (int i = 0; i < hc * D; i++) X[i] = frand(&seed) * 3;
+        for (int d = 0; d < D; d++) a[d] = frand(&seed);
+        for (int i = 0; i < hc; i++) post[i] = frand(&seed) + 1, w[i] = frand(&seed);
+        for (int k = 0; k < hc * hc; k++) comb[k] = frand(&seed) * 0.5f + 0.5f;
+        for (int j = 0; j < hc; j++)
+            for (int d = 0; d < D; d++) {
+                volatile float v = post[j] * a[d]; /* volatile: no fused multiply-add */
+                for (int i = 0; i < hc; i++) {
+                    volatile float p = comb[i * hc + j] * X[i * D + d];
+                    v = v + p;
+                }
+                want[j * D + d] = v;
+            }
+        for (int d = 0; d < D; d++) {
+            volatile float v = 0;
+            for (int i = 0; i < hc; i++) {
+                volatile float p = w[i] * X[i * D + d];
+                v = v + p;
+            }
+            ywant[d] = v;
+        }
+        weighted_rows(y, X, w, hc, D);
+        CHECK(!memcmp(y, ywant, sizeof y), "weighted_rows, hc %d: the written-out sums' bits", hc);
+        hc_combine(X, a, post, comb, hc, D);
+        CHECK(!memcmp(X, want, (size_t)hc * D * sizeof(float)), "hc_combine, hc %d: the written-out update's bits", hc);
+    }
+}
+
 int main(void) {
+    test_hc_combine();
     test_swiglu();
     test_sinkhorn();
     test_rope_freqs();

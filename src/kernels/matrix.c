@@ -277,16 +277,53 @@ static int worth_threads(int nrows, int cols, int n) { return (size_t)nrows * co
  * 2026-11-29). Inside any region a product runs on the calling thread. */
 static int may_fork(void) { return omp_get_level() == 0; }
 
-/* Shares of at least 1 MB, up to 8 per thread, taken as threads come free:
- * memory speed differs between cores from moment to moment (decode,
- * alternating runs: 10.0-13.1 -> 15.2-18.7 tok/s against one static half
- * per thread). A product worth a parallel region gets a share per thread
- * at least. */
-static int stream_shares(const v4c_matrix *W, int nrows, int n, int threads) {
-    int shares = (int)(matrix_bytes(W, nrows) / (1 << 20));
-    if (shares < threads && worth_threads(nrows, W->cols, n)) shares = threads;
-    return shares < 1 ? 1 : shares > 8 * threads ? 8 * threads : shares;
+/* A streamed job's rows [r0, r1) as one work item. */
+typedef struct {
+    int job, r0, r1;
+} stream_share;
+
+enum { MIN_SHARE = 1 << 20 }; /* shorter streams read slower */
+
+/* The streamed jobs' rows as shares taken in order as threads come free
+ * (memory speed differs between cores from moment to moment: decode,
+ * alternating runs, 10.0-13.1 -> 15.2-18.7 tok/s against one static half
+ * per thread), largest first, as OpenMP's guided schedule but over the
+ * whole region's bytes: each about the bytes left / (2 x threads), at
+ * least MIN_SHARE, so that the last ones, which decide how long one core
+ * waits for the other, are short. Equal shares (1 MB, up to 8 a thread)
+ * left a core idle for half a share at each product's end: on the
+ * Flash-shaped bench model's decode 3.2-5.6 thread-ms a token of 38-42 ms,
+ * now 1.4-2.1 (the head's alone 1.0-2.5 -> 0.16). A product worth a
+ * parallel region gets a share per thread at least. Packed rows go in
+ * whole groups of panels (unit). Returns the number of shares. */
+static int plan_shares(const matmul_job *jobs, const int *rows, const int *streamed, int count, int threads, stream_share *out) {
+    double left = 0;
+    for (int j = 0; j < count; j++)
+        if (streamed[j]) left += matrix_bytes(jobs[j].W, rows[j]);
+    int items = 0;
+    for (int j = 0; j < count; j++) {
+        if (!streamed[j]) continue;
+        const v4c_matrix *W = jobs[j].W;
+        double job = matrix_bytes(W, rows[j]), per_row = job / rows[j];
+        int unit = !W->panels ? 1 : matrix_quantizes_input(W) ? QUANT_SHARE : PANEL_SHARE;
+        double least = worth_threads(rows[j], W->cols, jobs[j].n) ? job / threads : job;
+        if (least > MIN_SHARE) least = MIN_SHARE;
+        for (int r0 = 0; r0 < rows[j];) {
+            double want = left / (2.0 * threads);
+            int nr = (int)((want > least ? want : least) / per_row + 0.5);
+            nr = (nr + unit - 1) / unit * unit;
+            if (nr < unit) nr = unit;
+            int r1 = rows[j] - r0 <= nr ? rows[j] : r0 + nr;
+            out[items++] = (stream_share){j, r0, r1};
+            left -= (r1 - r0) * per_row;
+            r0 = r1;
+        }
+    }
+    return items;
 }
+
+/* A bound on plan_shares' count for one job. */
+static int shares_bound(const v4c_matrix *W, int nrows, int threads) { return (int)(matrix_bytes(W, nrows) / MIN_SHARE) + threads + 2; }
 
 /* The batch kernels' scratch for a row tile, and room for the streams'
  * double sums and packed inputs beside it (dot_kblock). */
@@ -364,7 +401,7 @@ void matmul_many(const matmul_job *jobs, int count) {
     char *bufs = work_alloc(in_total); /* the streamed jobs' inputs: they run together, after all are prepared */
     float **owned = work_alloc(count * sizeof *owned);
     dot_input *in = work_alloc(count * sizeof *in);
-    int *first = work_alloc((count + 1) * sizeof *first), *rows = work_alloc(count * sizeof *rows);
+    int *streamed = work_alloc(count * sizeof *streamed), *rows = work_alloc(count * sizeof *rows), bound = 0;
     for (int j = 0; j < count; j++) {
         const matmul_job *jb = &jobs[j];
         const v4c_matrix *W = jb->W;
@@ -374,12 +411,13 @@ void matmul_many(const matmul_job *jobs, int count) {
         owned[j] = NULL;
         if (jb->quantize) x = linear_input(W, x, n, &owned[j]), ldx = W->cols;
         rows[j] = jb->nrows ? jb->nrows : W->rows;
-        first[j] = items;
+        streamed[j] = 0;
         int few = n <= STREAM_TOKENS;
         in[j] = dot_input_for(be, W, x, ldx, n, few ? bufs + in_at : reuse_get(0, input_bytes(n, W->cols)));
         if (few && stream_path(be, W, &in[j])) {
             in_at += input_bytes(n, W->cols);
-            items += stream_shares(W, rows[j], n, threads);
+            streamed[j] = 1;
+            bound += shares_bound(W, rows[j], threads);
             cols_max = W->cols > cols_max ? W->cols : cols_max;
         } else {
             matmul_tiles(be, W, jb->row0, rows[j], &in[j], jb->y, jb->ldy ? jb->ldy : rows[j]);
@@ -387,28 +425,21 @@ void matmul_many(const matmul_job *jobs, int count) {
             batch_seconds += omp_get_wtime() - t0;
         }
     }
-    first[count] = items;
+    stream_share *shares = bound ? work_alloc(bound * sizeof *shares) : NULL;
+    items = bound ? plan_shares(jobs, rows, streamed, count, threads, shares) : 0;
     double bytes = 0, op_bytes[OP_COUNT] = {0};
     size_t per_thread = stream_scratch(cols_max);
     char *scratch = items ? reuse_get(1, threads * per_thread) : NULL;
 #pragma omp parallel for schedule(dynamic, 1) if (items > 1 && may_fork())
     for (int it = 0; it < items; it++) {
-        int j = 0;
-        while (first[j + 1] <= it) j++;
-        int shares = first[j + 1] - first[j], share = (rows[j] + shares - 1) / shares;
-        if (jobs[j].W->panels) { /* whole groups of panels */
-            int unit = matrix_quantizes_input(jobs[j].W) ? QUANT_SHARE : PANEL_SHARE;
-            share = (share + unit - 1) / unit * unit;
-        }
-        int r0 = (it - first[j]) * share;
-        int r1 = r0 + share < rows[j] ? r0 + share : rows[j], row0 = jobs[j].row0, ldy = jobs[j].ldy ? jobs[j].ldy : rows[j];
-        if (r0 < r1) be->stream(jobs[j].W, row0 + r0, row0 + r1, &in[j], jobs[j].y + r0, ldy, scratch + (size_t)omp_get_thread_num() * per_thread);
+        int j = shares[it].job, r0 = shares[it].r0, r1 = shares[it].r1, row0 = jobs[j].row0, ldy = jobs[j].ldy ? jobs[j].ldy : rows[j];
+        be->stream(jobs[j].W, row0 + r0, row0 + r1, &in[j], jobs[j].y + r0, ldy, scratch + (size_t)omp_get_thread_num() * per_thread);
     }
     /* The streamed jobs' time (with their preparation), split over their
      * operations by bytes. */
     double seconds = omp_get_wtime() - t_start - batch_seconds;
     for (int j = 0; j < count; j++)
-        if (first[j + 1] > first[j]) {
+        if (streamed[j]) {
             double b = matrix_bytes(jobs[j].W, rows[j]);
             bytes += b, op_bytes[jobs[j].W->op] += b;
             profile_add(jobs[j].W, rows[j], in[j].n, &in[j], 0);
@@ -416,7 +447,7 @@ void matmul_many(const matmul_job *jobs, int count) {
     for (int o = 0; o < OP_COUNT && !omp_in_parallel(); o++)
         if (op_bytes[o] > 0) matmul_prof.seconds[o] += seconds * op_bytes[o] / bytes;
     for (int j = 0; j < count; j++) work_free(owned[j]);
-    work_free(rows), work_free(first), work_free(in), work_free(owned), work_free(bufs);
+    work_free(shares), work_free(rows), work_free(streamed), work_free(in), work_free(owned), work_free(bufs);
 }
 
 void matmul(float *y, int ldy, const v4c_matrix *W, int row0, int nrows, const float *x, int ldx, int n) {

@@ -29,6 +29,13 @@ void swiglu_row(float *h1, const float *h3, float gain, float lim, int n);
 
 
 
+/* The mHC residual update of one token's hc streams of D (MODEL.md §3),
+ * in place: X_j = post_j * a + sum_i comb[i * hc + j] * X_i, the sum over
+ * i in order. hc <= 16. */
+void hc_combine(float *X, const float *a, const float *post, const float *comb, int hc, int D);
+/* y = sum_i w[i] * X_i over k rows of D, in order of i. */
+void weighted_rows(float *y, const float *X, const float *w, int k, int D);
+
 /* Indices of the k largest of s[0..n) (k <= n), in no particular order. */
 void topk_indices(const float *s, int n, int k, int *out);
 #endif

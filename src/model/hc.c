@@ -49,42 +49,23 @@ void hc_pre(const v4c_config *c, const hc_weights *w, const float *X, int n, flo
     for (int t = 0; t < n; t++) {
         const float *mx = mix + (size_t)t * rows, *Xt = X + (size_t)t * hc * D;
         float *yt = y + (size_t)t * D, *C = comb + (size_t)t * hc * hc;
-        memset(yt, 0, D * sizeof(float));
+        float pre[16]; /* hc_mult <= 16 (config.c) */
         for (int i = 0; i < hc; i++) {
-            float pre = sigmoidf(mx[i] * w->scale[0] + w->base[i]) + c->hc_eps;
-            for (int d = 0; d < D; d++) yt[d] += pre * Xt[i * D + d];
+            pre[i] = sigmoidf(mx[i] * w->scale[0] + w->base[i]) + c->hc_eps;
             post[t * hc + i] = 2.0f * sigmoidf(mx[hc + i] * w->scale[1] + w->base[hc + i]);
         }
+        weighted_rows(yt, Xt, pre, hc, D);
         for (int k = 0; k < hc * hc; k++) C[k] = mx[2 * hc + k] * w->scale[2] + w->base[2 * hc + k];
         hc_sinkhorn(C, hc, c->hc_sinkhorn_iters, c->hc_eps);
     }
     work_free(mix);
 }
 
-/* Column d of the new streams reads only column d of the old ones, so
- * the streams are updated in place, a chunk of columns at a time (the
- * chunk's old values copied aside, the loops over columns innermost so
- * they vectorise); tokens are independent and split between threads when
- * there are a few. */
+/* Tokens are independent and split between threads when there are a few. */
 void hc_post(const v4c_config *c, float *X, const float *a, const float *post, const float *comb, int n) {
-    enum { CHUNK = 64 };
     int hc = c->hc_mult, D = c->hidden_size;
 #pragma omp parallel for if (n >= 4 && (size_t)n * hc * D >= 4096)
-    for (int t = 0; t < n; t++) {
-        float *Xt = X + (size_t)t * hc * D;
-        const float *at = a + (size_t)t * D, *C = comb + (size_t)t * hc * hc, *pt = post + (size_t)t * hc;
-        float old[16][CHUNK]; /* hc_mult <= 16 (config.c) */
-        for (int d0 = 0; d0 < D; d0 += CHUNK) {
-            int len = D - d0 < CHUNK ? D - d0 : CHUNK;
-            for (int i = 0; i < hc; i++) memcpy(old[i], Xt + (size_t)i * D + d0, (size_t)len * sizeof(float));
-            for (int j = 0; j < hc; j++) {
-                float *xj = Xt + (size_t)j * D + d0;
-                for (int d = 0; d < len; d++) xj[d] = pt[j] * at[d0 + d];
-                for (int i = 0; i < hc; i++)
-                    for (int d = 0; d < len; d++) xj[d] += C[i * hc + j] * old[i][d];
-            }
-        }
-    }
+    for (int t = 0; t < n; t++) hc_combine(X + (size_t)t * hc * D, a + (size_t)t * D, post + (size_t)t * hc, comb + (size_t)t * hc * hc, hc, D);
 }
 
 void hc_head(const v4c_config *c, const hc_head_weights *w, const float *X, int n, float *y) {
@@ -94,11 +75,9 @@ void hc_head(const v4c_config *c, const hc_head_weights *w, const float *X, int 
     for (int t = 0; t < n; t++) {
         const float *Xt = X + (size_t)t * hc * D;
         float *yt = y + (size_t)t * D;
-        memset(yt, 0, D * sizeof(float));
-        for (int i = 0; i < hc; i++) {
-            float wi = sigmoidf(mix[t * hc + i] * w->scale[0] + w->base[i]) + c->hc_eps;
-            for (int d = 0; d < D; d++) yt[d] += wi * Xt[i * D + d];
-        }
+        float wi[16];
+        for (int i = 0; i < hc; i++) wi[i] = sigmoidf(mix[t * hc + i] * w->scale[0] + w->base[i]) + c->hc_eps;
+        weighted_rows(yt, Xt, wi, hc, D);
     }
     work_free(mix);
 }
