@@ -40,6 +40,7 @@ static int validate(const v4c_config *c, const char *path, char *err) {
     do { \
         if (!(cond)) return v4c_fail(err, __VA_ARGS__); \
     } while (0)
+    REQUIRE(c->rope_dim <= 1024, "%s: qk_rope_head_dim (%d) must be at most 1024 (ROPE_MAX, kernels/ops.h)", path, c->rope_dim);
     REQUIRE(c->rope_dim % 2 == 0 && c->rope_dim <= c->head_dim, "%s: qk_rope_head_dim (%d) must be even and <= head_dim (%d)", path, c->rope_dim, c->head_dim);
     REQUIRE(c->rope_dim <= c->index_head_dim, "%s: qk_rope_head_dim (%d) must be <= index_head_dim (%d)", path, c->rope_dim, c->index_head_dim);
     REQUIRE((c->head_dim - c->rope_dim) % 64 == 0, "%s: head_dim - qk_rope_head_dim (%d) must be a multiple of 64 (FP8 kv blocks)", path, c->head_dim - c->rope_dim);

@@ -16,15 +16,26 @@ void rmsnorm(float *out, const float *v, const float *w, int n, float eps) {
     for (int i = 0; i < n; i++) out[i] = v[i] * s * (w ? w[i] : 1.0f);
 }
 
-void rope(float *v, int R, const float *freqs, int pos, int inverse) {
+void rope_table(float *cs, int R, const float *freqs, int pos) {
     for (int i = 0; i < R / 2; i++) {
         float angle = (float)pos * freqs[i];
-        float c = cosf(angle), s = sinf(angle);
-        if (inverse) s = -s;
+        cs[2 * i] = cosf(angle), cs[2 * i + 1] = sinf(angle);
+    }
+}
+
+void rope_rotate(float *v, int R, const float *cs, int inverse) {
+    for (int i = 0; i < R / 2; i++) {
+        float c = cs[2 * i], s = inverse ? -cs[2 * i + 1] : cs[2 * i + 1];
         float a = v[2 * i], b = v[2 * i + 1];
         v[2 * i] = a * c - b * s;
         v[2 * i + 1] = a * s + b * c;
     }
+}
+
+void rope(float *v, int R, const float *freqs, int pos, int inverse) {
+    float cs[ROPE_MAX];
+    rope_table(cs, R, freqs, pos);
+    rope_rotate(v, R, cs, inverse);
 }
 
 static double yarn_corr(double n_rot, int R, double base, int orig) {

@@ -10,6 +10,11 @@ void rmsnorm(float *out, const float *v, const float *w, int n, float eps);
 /* RoPE on R dims, adjacent pairs (v[2i], v[2i+1]) rotate by pos * freqs[i]
  * (or by -pos * freqs[i] when inverse). */
 void rope(float *v, int R, const float *freqs, int pos, int inverse);
+/* The same in two steps, for many vectors at one position (every head):
+ * cs[2i], cs[2i + 1] = cos, sin of pos * freqs[i], computed once; R <= ROPE_MAX. */
+enum { ROPE_MAX = 1024 };
+void rope_table(float *cs, int R, const float *freqs, int pos);
+void rope_rotate(float *v, int R, const float *cs, int inverse);
 /* freqs[i], i < R/2, with YaRN blending when orig_max_pos > 0 (MODEL.md §4). */
 void rope_freqs(float *freqs, int R, float base, float factor, int orig_max_pos, float beta_fast, float beta_slow);
 

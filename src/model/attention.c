@@ -27,14 +27,16 @@ void attention_forward(const v4c_model *m, const layer_weights *w, const batch *
     linear(q, &w->wq_b, q_lat, n);
 #pragma omp parallel for if (n >= 4)
     for (int i = 0; i < n; i++) {
+        float cs[ROPE_MAX];
+        rope_table(cs, R, w->rope_freqs, b->pos[i]); /* once for all heads */
         for (int h = 0; h < H; h++) {
             float *qh = q + ((size_t)i * H + h) * Dh;
             rmsnorm(qh, qh, NULL, Dh, eps);
-            rope(qh + Dh - R, R, w->rope_freqs, b->pos[i], 0);
+            rope_rotate(qh + Dh - R, R, cs, 0);
         }
         float *k = kv + (size_t)i * Dh;
         rmsnorm(k, k, w->kv_norm, Dh, eps);
-        rope(k + Dh - R, R, w->rope_freqs, b->pos[i], 0);
+        rope_rotate(k + Dh - R, R, cs, 0);
         fp8_quant(k, Dh - R, 64);
     }
 
@@ -75,7 +77,9 @@ void attention_forward(const v4c_model *m, const layer_weights *w, const batch *
             }
             float *oh = o + ((size_t)i * H + h0) * Dh;
             attend_heads(q + ((size_t)i * H + h0) * Dh, nh, keys, nk, Dh, w->attn_sink + h0, scores, oh);
-            for (int h = 0; h < nh; h++) rope(oh + (size_t)h * Dh + Dh - R, R, w->rope_freqs, t, 1);
+            float cs[ROPE_MAX];
+            rope_table(cs, R, w->rope_freqs, t);
+            for (int h = 0; h < nh; h++) rope_rotate(oh + (size_t)h * Dh + Dh - R, R, cs, 1);
         }
         work_free(keys);
         work_free(scores);

@@ -43,9 +43,11 @@ void indexer_select(const v4c_model *m, const layer_weights *w, const batch *b, 
     float qscale = 1.0f / sqrtf((float)dI), wscale = 1.0f / sqrtf((float)dI) / sqrtf((float)nI);
 #pragma omp parallel for if (n >= 4)
     for (int i = 0; i < n; i++) {
+        float cs[ROPE_MAX];
+        rope_table(cs, R, w->rope_freqs, b->pos[i]); /* once for all heads */
         for (int h = 0; h < nI; h++) {
             float *qh = qI + ((size_t)i * nI + h) * dI;
-            rope(qh + dI - R, R, w->rope_freqs, b->pos[i], 0);
+            rope_rotate(qh + dI - R, R, cs, 0);
             hadamard(qh, dI);
             for (int d = 0; d < dI; d++) qh[d] *= qscale;
             fp4_quant(qh, dI, 32);
