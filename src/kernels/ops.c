@@ -1,5 +1,6 @@
 #include "kernels/ops.h"
 
+#include <immintrin.h>
 #include <math.h>
 #include <string.h>
 
@@ -11,9 +12,45 @@ float rms_scale(const float *v, int n, float eps) {
     return 1.0f / sqrtf(ss / n + eps);
 }
 
-void rmsnorm(float *out, const float *v, const float *w, int n, float eps) {
-    float s = rms_scale(v, n, eps);
+/* out = v * s * w (w NULL: 1), element by element: the same bits in 16
+ * lanes as one at a time (the loop stayed scalar in this baseline build). */
+__attribute__((target("avx512f"))) static void scale_row_avx512(float *out, const float *v, float s, const float *w, int n) {
+    __m512 sv = _mm512_set1_ps(s);
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m512 x = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, v + i), sv);
+        _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(x, w ? _mm512_maskz_loadu_ps(m, w + i) : _mm512_set1_ps(1.0f)));
+    }
+}
+
+static void scale_row(float *out, const float *v, float s, const float *w, int n) {
+    if (__builtin_cpu_supports("avx512f")) {
+        scale_row_avx512(out, v, s, w, n);
+        return;
+    }
     for (int i = 0; i < n; i++) out[i] = v[i] * s * (w ? w[i] : 1.0f);
+}
+
+void rmsnorm(float *out, const float *v, const float *w, int n, float eps) { scale_row(out, v, rms_scale(v, n, eps), w, n); }
+
+/* Rows side by side: each row's sum of squares is still its own
+ * sequential sum in column order (the same bits as rms_scale), but 8 of
+ * them run at once, so the adds no longer wait on each other's latency
+ * (a decode token's 64 q heads of 512: 31-37 -> 9 us a layer, with the
+ * scaling in AVX-512). */
+void rmsnorm_rows(float *v, int rows, int n, float eps) {
+    int r = 0;
+    for (; r + 8 <= rows; r += 8) {
+        float *b = v + (size_t)r * n, s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+        const float *p0 = b, *p1 = p0 + n, *p2 = p1 + n, *p3 = p2 + n, *p4 = p3 + n, *p5 = p4 + n, *p6 = p5 + n, *p7 = p6 + n;
+        for (int i = 0; i < n; i++) {
+            s0 += p0[i] * p0[i], s1 += p1[i] * p1[i], s2 += p2[i] * p2[i], s3 += p3[i] * p3[i];
+            s4 += p4[i] * p4[i], s5 += p5[i] * p5[i], s6 += p6[i] * p6[i], s7 += p7[i] * p7[i];
+        }
+        float ss[8] = {s0, s1, s2, s3, s4, s5, s6, s7};
+        for (int k = 0; k < 8; k++) scale_row(b + (size_t)k * n, b + (size_t)k * n, 1.0f / sqrtf(ss[k] / n + eps), NULL, n);
+    }
+    for (; r < rows; r++) rmsnorm(v + (size_t)r * n, v + (size_t)r * n, NULL, n, eps);
 }
 
 void rope_table(float *cs, int R, const float *freqs, int pos) {

@@ -7,6 +7,10 @@ float rms_scale(const float *v, int n, float eps);
 /* out = v * rms(v) * w (w may be NULL: no weight); out may alias v. */
 void rmsnorm(float *out, const float *v, const float *w, int n, float eps);
 
+/* rmsnorm without a weight, in place, of each of `rows` rows of n: the
+ * same bits as rmsnorm row by row. */
+void rmsnorm_rows(float *v, int rows, int n, float eps);
+
 /* RoPE on R dims, adjacent pairs (v[2i], v[2i+1]) rotate by pos * freqs[i]
  * (or by -pos * freqs[i] when inverse). */
 void rope(float *v, int R, const float *freqs, int pos, int inverse);

@@ -29,11 +29,8 @@ void attention_forward(const v4c_model *m, const layer_weights *w, const batch *
     for (int i = 0; i < n; i++) {
         float cs[ROPE_MAX];
         rope_table(cs, R, w->rope_freqs, b->pos[i]); /* once for all heads */
-        for (int h = 0; h < H; h++) {
-            float *qh = q + ((size_t)i * H + h) * Dh;
-            rmsnorm(qh, qh, NULL, Dh, eps);
-            rope_rotate(qh + Dh - R, R, cs, 0);
-        }
+        rmsnorm_rows(q + (size_t)i * H * Dh, H, Dh, eps);
+        for (int h = 0; h < H; h++) rope_rotate(q + ((size_t)i * H + h) * Dh + Dh - R, R, cs, 0);
         float *k = kv + (size_t)i * Dh;
         rmsnorm(k, k, w->kv_norm, Dh, eps);
         rope_rotate(k + Dh - R, R, cs, 0);
