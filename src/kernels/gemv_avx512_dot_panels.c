@@ -23,24 +23,6 @@
 
 enum { PANEL_FLUSH = 512, TOKEN_TILE = 8 };
 
-/* One token reads each panel's stream 2 KB ahead into L2 and 384 bytes
- * ahead into L1 (a line each per line read; past a panel's end it touches
- * the next panel of its sub-span, or of another: a hint, never a fault).
- * The hardware alone ramps up again on each of the short streams an
- * expert's shares make, and with L2 prefetch alone each line still waited
- * in L2. Measured from memory on both cores, 4 panels a thread
- * (alternating builds, 3 rounds, the machine's read 61-67 GB/s): FP4
- * 47-53 GB/s with 4 KB ahead into L2 only, 50-58 with 2 KB, 49-58 with
- * both levels; FP8 56-68, 65-70, 65-76. Further into L1 (640 B-1 KB) was
- * slower, as was 4 KB into L2 with L1 (before it: no prefetch, decode on
- * the bench model 9.3-26.8 -> 23.3-27.1 tok/s in a fast phase). */
-enum { AHEAD_L2 = 2048, AHEAD_L1 = 384 };
-
-INLINE void prefetch_line(const uint8_t *line) {
-    _mm_prefetch((const char *)line + AHEAD_L2, _MM_HINT_T1);
-    _mm_prefetch((const char *)line + AHEAD_L1, _MM_HINT_T0);
-}
-
 /* acc + w . (the bf16 pair at x, columns c and c + 1, in every lane): the
  * pair as the instruction's broadcast operand. GCC would broadcast it into
  * a register first (one more instruction and register per product). */
@@ -97,7 +79,7 @@ INLINE void dot_panels_kernel(weight_kind kind, const uint8_t *const *w, const u
                 for (int c = g; c < g + 128; c += 4)
                     _Pragma("GCC unroll 4") for (int k = 0; k < R; k++) {
                         __m512i w0, w1;
-                        if (NT == 1) prefetch_line(w[k] + (size_t)16 * c);
+                        if (NT == 1) prefetch_ahead(w[k] + (size_t)16 * c);
                         fp8_decode(&T8, w[k] + (size_t)16 * c, &w0, &w1);
                         __m512 f[4];
                         bf16_pairs_f32(w0, &f[0], &f[1]), bf16_pairs_f32(w1, &f[2], &f[3]);
@@ -110,7 +92,7 @@ INLINE void dot_panels_kernel(weight_kind kind, const uint8_t *const *w, const u
                 for (int c = g; c < g + 128; c += 4)
                     _Pragma("GCC unroll 4") for (int k = 0; k < R; k++) {
                         __m512i w0, w1;
-                        if (NT == 1) prefetch_line(w[k] + (size_t)16 * c);
+                        if (NT == 1) prefetch_ahead(w[k] + (size_t)16 * c);
                         fp8_decode(&T8, w[k] + (size_t)16 * c, &w0, &w1);
                         _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) {
                             const uint16_t *xt = xs + (size_t)t * cols + c;
@@ -121,7 +103,7 @@ INLINE void dot_panels_kernel(weight_kind kind, const uint8_t *const *w, const u
                 _Pragma("GCC unroll 4") for (int c = g; c < g + 32; c += 8)
                     _Pragma("GCC unroll 4") for (int k = 0; k < R; k++) {
                         __m512i q4[4];
-                        if (NT == 1) prefetch_line(w[k] + (size_t)8 * c);
+                        if (NT == 1) prefetch_ahead(w[k] + (size_t)8 * c);
                         fp4_decode_line(&T4, w[k] + (size_t)8 * c, q4);
                         _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) {
                             const uint16_t *xt = xs + (size_t)t * cols + c;

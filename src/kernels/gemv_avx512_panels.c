@@ -65,14 +65,7 @@ INLINE void panels_tile(const v4c_matrix *W, const int *pan, int R, int NT, cons
         int j1 = j0 + PERIOD < pairs ? j0 + PERIOD : pairs;
         for (int j = j0; j < j1; j++) {
             __m512 even[4], odd[4];
-            /* One token: each stream 2 KB ahead into L2 and 384 bytes into L1,
-             * as the FP8/FP4 panels (gemv_avx512_dot_panels.c): the head from
-             * memory, alternating builds, 64.8-71.1 -> 67.2-73.8 GB/s. */
-            if (NT == 1 && bf16)
-                _Pragma("GCC unroll 4") for (int p = 0; p < R; p++) {
-                    _mm_prefetch(base[p] + (size_t)j * 64 + 2048, _MM_HINT_T1);
-                    _mm_prefetch(base[p] + (size_t)j * 64 + 384, _MM_HINT_T0);
-                }
+            if (NT == 1 && bf16) _Pragma("GCC unroll 4") for (int p = 0; p < R; p++) prefetch_ahead(base[p] + (size_t)j * 64);
             _Pragma("GCC unroll 4") for (int p = 0; p < R; p++) pair_load(bf16, base[p], j, &even[p], &odd[p]);
             const float *xe = xp + (size_t)2 * j * NT, *xo = xe + NT;
             _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) {

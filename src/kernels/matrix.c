@@ -35,10 +35,14 @@ int matrix_packable(const v4c_matrix *W) {
     return W->cols % 16 == 0;
 }
 
+/* Row i's first byte in an FP8/FP4 panel line: where the decoders'
+ * unpacking puts it in 32-bit lane i. */
+static int panel_lane(int i) { return 16 * (i / 4) + 2 * (i % 4); }
+
 /* Index of element (r, c) of a panel-packed matrix (matrix.h). */
 static size_t panel_index(const v4c_matrix *W, int r, int c) {
     size_t panel = (size_t)(r / PANEL_ROWS) * PANEL_ROWS * W->cols;
-    int i = r % PANEL_ROWS, lane = 16 * (i / 4) + 2 * (i % 4); /* row i's first byte in a line: 32-bit lane i after unpacking */
+    int lane = panel_lane(r % PANEL_ROWS);
     if (W->kind == WK_FP8) return panel + (size_t)(c / 4) * 64 + lane + (c % 4 >= 2 ? 8 : 0) + c % 2;
     if (W->kind == WK_FP4) return panel / 2 + (size_t)(c / 8) * 64 + lane + 8 * ((c % 8 / 2) % 2) + c % 2; /* the byte; nibble: (c % 8) / 4 */
     if (W->kind == WK_BF16) return panel + (size_t)(c / 2) * 2 * PANEL_ROWS + (r % PANEL_ROWS) * 2 + c % 2;
@@ -72,7 +76,7 @@ static void pack_panel(uint8_t *dst, size_t row_bytes, int fp4, uint8_t *tmp) {
     memcpy(tmp, dst, PANEL_ROWS * row_bytes);
     for (int i = 0; i < PANEL_ROWS; i++) {
         const uint8_t *src = tmp + (size_t)i * row_bytes;
-        int lane = 16 * (i / 4) + 2 * (i % 4);
+        int lane = panel_lane(i);
         for (size_t u = 0; u < row_bytes / 4; u++) {
             const uint8_t *q = src + 4 * u;
             uint8_t *o = dst + 64 * u + lane;
@@ -113,11 +117,16 @@ void matrix_pack_in_place(v4c_matrix *W) {
         free(tmp);
     }
     W->panels = PANEL_ROWS;
-    /* once here, not per product (dot_panels) */
-    size_t n_scales = fp8 ? (size_t)((W->rows + 127) / 128) * (cols / 128) : (size_t)W->rows * groups;
-    W->scales_ok = 1;
-    for (size_t i = 0; i < n_scales; i++)
-        if (scale[i] < 127 - SCALE_EXP_LIMIT || scale[i] > 127 + SCALE_EXP_LIMIT) W->scales_ok = 0;
+    W->scales_ok = matrix_scales_in_range(W); /* once here, not per product (dot_panels) */
+}
+
+int matrix_scales_in_range(const v4c_matrix *W) {
+    int groups = W->cols / 32;
+    size_t n = W->kind == WK_FP8 ? (size_t)((W->rows + 127) / 128) * (W->cols / 128) : (size_t)W->rows * groups;
+    const uint8_t *scale = W->scale;
+    for (size_t i = 0; i < n; i++)
+        if (scale[i] < 127 - SCALE_EXP_LIMIT || scale[i] > 127 + SCALE_EXP_LIMIT) return 0;
+    return 1;
 }
 
 void matrix_row_f32(const v4c_matrix *W, int r, float *out) {

@@ -53,6 +53,9 @@ void matrix_pack_panels(v4c_matrix *W, void *dst);
  * own. FP8 lines hold 4 columns of a panel's 16 rows, FP4 lines 8, placed
  * as the dot kernels' decoders unpack them (matrix.c). */
 void matrix_pack_in_place(v4c_matrix *W);
+/* Whether every e8m0 scale of FP8/FP4 W is within 2^+-SCALE_EXP_LIMIT (the
+ * order of the scales does not matter: packed or not). */
+int matrix_scales_in_range(const v4c_matrix *W);
 /* 1 (default): matrix_pack_in_place moves the codes with AVX-512 where the
  * CPU has the dot kernels' instructions; 0: the portable loop (tests). */
 extern int matrix_pack_simd;

@@ -112,7 +112,7 @@ static void pack_quantized(binder *b, v4c_matrix *W, st_tensor *t, st_tensor *s)
     const st_set *st = &b->m->st;
     if (!matrix_packable(W) || !st->files[t->file].copied || !st->files[s->file].copied || t->packed != s->packed) return;
     if (t->packed) {
-        W->panels = PANEL_ROWS;
+        W->panels = PANEL_ROWS, W->scales_ok = matrix_scales_in_range(W);
         return;
     }
     if (!panels_wanted()) return;
