@@ -167,6 +167,28 @@ INLINE void fp4_decode_line(const fp4_tables *T, const uint8_t *p, __m512i c[4])
     c[2] = _mm512_unpacklo_epi8(l1, h1), c[3] = _mm512_unpackhi_epi8(l1, h1);
 }
 
+/* The bf16 of the 16 e2m1 codes, twice (a word permute reads 5 index bits). */
+extern uint16_t fast_fp4_bf16[32];
+
+INLINE __m512i fp4_panel_table(void) { return _mm512_loadu_si512(fast_fp4_bf16); }
+
+/* A line of an FP4 panel (matrix.c, panel_index: 16-bit word 2i + e holds
+ * row i's columns e, 2 + e, 4 + e, 6 + e, a nibble each, low first) as 4
+ * vectors of unscaled bf16, c[k] = column pair k in 32-bit lane i: nibble k
+ * of every word through one word permute (vpermw, which reads the low 5
+ * bits of each index: the table holds the 16 values twice). 3 shifts and
+ * 4 permutes; the row layout's decoder above takes 2 ands, a shift, 4
+ * byte shuffles and 4 unpacks, and on a CPU whose vdpbf16ps occupies
+ * both vector ports (Intel Xeon, model 207: two cycles each) the decode
+ * and the 4 dot products of a line compete for the same ports. */
+INLINE void fp4_panel_decode(__m512i table, const uint8_t *p, __m512i c[4]) {
+    __m512i b = load_once(p);
+    c[0] = _mm512_permutexvar_epi16(b, table);
+    c[1] = _mm512_permutexvar_epi16(_mm512_srli_epi16(b, 4), table);
+    c[2] = _mm512_permutexvar_epi16(_mm512_srli_epi16(b, 8), table);
+    c[3] = _mm512_permutexvar_epi16(_mm512_srli_epi16(b, 12), table);
+}
+
 /* Row r exactly (double sums of the decoded row with x): what the fast
  * kernels fall back to for scales they cannot carry. wrow: cols floats. */
 void exact_row(const v4c_matrix *W, int r, const float *x, int ldx, int n, float *y, int ldy, float *wrow);

@@ -63,7 +63,7 @@ INLINE void dot_panels_kernel(weight_kind kind, const uint8_t *const *w, const u
                               const float *xf, int ldx, float *const *y, int ldy) {
     int fp8 = kind == WK_FP8, group = fp8 ? 128 : 32;
     fp8_tables T8 = fp8_tables_load();
-    fp4_tables T4 = fp4_tables_load();
+    __m512i T4 = fp4_panel_table();
     __m512 part[16]; /* the group sums. Two chains a group (FP4's low and high nibbles) hid the dot products'
                          * latency at 1-2 tokens but left registers for 2 panels only at 3-4 tokens: from memory,
                          * alternating, one chain and 4 panels gave 3-4 tokens +5-18%, 6 tokens +24%, 1 token the same */
@@ -104,7 +104,7 @@ INLINE void dot_panels_kernel(weight_kind kind, const uint8_t *const *w, const u
                     _Pragma("GCC unroll 4") for (int k = 0; k < R; k++) {
                         __m512i q4[4];
                         if (NT == 1) prefetch_ahead(w[k] + (size_t)8 * c);
-                        fp4_decode_line(&T4, w[k] + (size_t)8 * c, q4);
+                        fp4_panel_decode(T4, w[k] + (size_t)8 * c, q4);
                         _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) {
                             const uint16_t *xt = xs + (size_t)t * cols + c;
                             _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++)
@@ -231,23 +231,25 @@ DOT void dot_panels(const v4c_matrix *W, int r0, int r1, const dot_input *in, fl
 /* The codes of panel p of an FP8/FP4 matrix, rearranged where they lie
  * (matrix_pack_in_place's layout): each line gathers one 32-bit unit of
  * each of the 16 rows (4 FP8 columns, 8 FP4 ones) from a copy of the
- * panel, and a byte shuffle puts each row's two column pairs at its lane.
- * tmp: the panel's bytes. About 10x the scalar packer. */
+ * panel; a byte shuffle puts each FP8 row's two column pairs at its lane,
+ * FP4's even columns' nibbles go to the low word and the odd ones' to the
+ * high word (fp4_unzip). tmp: the panel's bytes. About 10x the scalar
+ * packer. */
 DOT void dot_pack_panel(uint8_t *panel, size_t row_bytes, int fp4, uint8_t *tmp) {
     memcpy(tmp, panel, PANEL_ROWS * row_bytes);
     const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32((int)row_bytes));
     const __m512i place = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15));
-    const __m512i nib = _mm512_set1_epi32(0x0F0F0F0F), byte = _mm512_set1_epi32(0xFF);
+    const __m512i m1 = _mm512_set1_epi32(0x00F000F0), m2 = _mm512_set1_epi32(0x0000FF00);
     for (size_t u = 0; u < row_bytes / 4; u++) {
         __m512i d = _mm512_i32gather_epi32(rows, tmp + 4 * u, 1); /* lane i: row i's bytes q0..q3 */
-        if (fp4) { /* [q0 q1 q2 q3] -> [o00 o01 o10 o11], o_hj = nibble j of q_h | nibble j of q_(h+2) << 4 */
-            __m512i lo = _mm512_and_si512(d, nib), hi = _mm512_and_si512(_mm512_srli_epi32(d, 4), nib);
-            __m512i x0 = _mm512_or_si512(lo, _mm512_slli_epi32(_mm512_srli_epi32(lo, 16), 4));
-            __m512i x1 = _mm512_or_si512(hi, _mm512_slli_epi32(_mm512_srli_epi32(hi, 16), 4));
-            d = _mm512_or_si512(_mm512_or_si512(_mm512_and_si512(x0, byte), _mm512_slli_epi32(_mm512_and_si512(x1, byte), 8)),
-                                _mm512_or_si512(_mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(x0, 8), byte), 16),
-                                                _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(x1, 8), byte), 24)));
+        if (fp4) { /* fp4_unzip's two swaps, in every lane */
+            __m512i t = _mm512_and_si512(_mm512_xor_si512(d, _mm512_srli_epi32(d, 4)), m1);
+            d = _mm512_xor_si512(d, _mm512_xor_si512(t, _mm512_slli_epi32(t, 4)));
+            t = _mm512_and_si512(_mm512_xor_si512(d, _mm512_srli_epi32(d, 8)), m2);
+            d = _mm512_xor_si512(d, _mm512_xor_si512(t, _mm512_slli_epi32(t, 8)));
+            _mm512_storeu_si512(panel + 64 * u, d);
+        } else {
+            _mm512_storeu_si512(panel + 64 * u, _mm512_shuffle_epi8(d, place));
         }
-        _mm512_storeu_si512(panel + 64 * u, _mm512_shuffle_epi8(d, place));
     }
 }

@@ -44,6 +44,7 @@
 uint8_t fast_fp8_hi[128], fast_fp8_lo[128];
 int fast_prefetch = 1;
 uint8_t fast_fp4_lo[64], fast_fp4_hi[64];
+uint16_t fast_fp4_bf16[32];
 
 static uint16_t f32_to_bf16_exact(float f) {
     uint32_t u;
@@ -79,6 +80,7 @@ static void init_tables(void) {
     for (int i = 0; i < 64; i++) {
         uint16_t b = f32_to_bf16_exact(e2m1_table[i % 16]);
         fast_fp4_lo[i] = (uint8_t)b, fast_fp4_hi[i] = (uint8_t)(b >> 8);
+        if (i < 32) fast_fp4_bf16[i] = b;
     }
 }
 

@@ -35,16 +35,31 @@ int matrix_packable(const v4c_matrix *W) {
     return W->cols % 16 == 0;
 }
 
-/* Row i's first byte in an FP8/FP4 panel line: where the decoders'
- * unpacking puts it in 32-bit lane i. */
+/* Row i's first byte in an FP8 panel line: where the decoder's unpacking
+ * puts it in 32-bit lane i. */
 static int panel_lane(int i) { return 16 * (i / 4) + 2 * (i % 4); }
+
+/* An FP4 row's 32-bit unit of 8 columns c0..c7 (nibbles, c0 lowest) with
+ * the even columns in the low 16 bits and the odd ones in the high:
+ * c0 c2 c4 c6 c1 c3 c5 c7, two delta swaps (nibbles 1-2 and 5-6, then
+ * bytes 1-2). Word 2i + e of a panel line is then row i's columns e, 2 + e,
+ * 4 + e, 6 + e: fp4_panel_decode's word permutes. */
+static uint32_t fp4_unzip(uint32_t d) {
+    uint32_t t = (d ^ (d >> 4)) & 0x00F000F0u;
+    d ^= t ^ (t << 4);
+    t = (d ^ (d >> 8)) & 0x0000FF00u;
+    return d ^ t ^ (t << 8);
+}
+
+/* The nibble of FP4 panel column c within its byte (panel_index). */
+static int fp4_panel_nibble(int c) { return c % 8 / 2 % 2; }
 
 /* Index of element (r, c) of a panel-packed matrix (matrix.h). */
 static size_t panel_index(const v4c_matrix *W, int r, int c) {
     size_t panel = (size_t)(r / PANEL_ROWS) * PANEL_ROWS * W->cols;
     int lane = panel_lane(r % PANEL_ROWS);
     if (W->kind == WK_FP8) return panel + (size_t)(c / 4) * 64 + lane + (c % 4 >= 2 ? 8 : 0) + c % 2;
-    if (W->kind == WK_FP4) return panel / 2 + (size_t)(c / 8) * 64 + lane + 8 * ((c % 8 / 2) % 2) + c % 2; /* the byte; nibble: (c % 8) / 4 */
+    if (W->kind == WK_FP4) return panel / 2 + (size_t)(c / 8) * 64 + 4 * (r % PANEL_ROWS) + 2 * (c % 2) + c % 8 / 4; /* the byte; nibble: fp4_panel_nibble */
     if (W->kind == WK_BF16) return panel + (size_t)(c / 2) * 2 * PANEL_ROWS + (r % PANEL_ROWS) * 2 + c % 2;
     return panel + (size_t)c * PANEL_ROWS + r % PANEL_ROWS;
 }
@@ -79,21 +94,22 @@ static void pack_panel(uint8_t *dst, size_t row_bytes, int fp4, uint8_t *tmp) {
         int lane = panel_lane(i);
         for (size_t u = 0; u < row_bytes / 4; u++) {
             const uint8_t *q = src + 4 * u;
-            uint8_t *o = dst + 64 * u + lane;
-            if (!fp4)
+            if (!fp4) {
+                uint8_t *o = dst + 64 * u + lane;
                 o[0] = q[0], o[1] = q[1], o[8] = q[2], o[9] = q[3];
-            else /* source byte q[h] holds columns 2h (low nibble) and 2h + 1 */
-                for (int h = 0; h < 2; h++)
-                    for (int j = 0; j < 2; j++) o[8 * h + j] = (uint8_t)(((q[h] >> (4 * j)) & 15) | (((q[h + 2] >> (4 * j)) & 15) << 4));
+            } else { /* source byte q[h] holds columns 2h (low nibble) and 2h + 1 */
+                uint32_t d = fp4_unzip((uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24);
+                uint8_t *o = dst + 64 * u + 4 * i;
+                o[0] = (uint8_t)d, o[1] = (uint8_t)(d >> 8), o[2] = (uint8_t)(d >> 16), o[3] = (uint8_t)(d >> 24);
+            }
         }
     }
 }
 
 /* FP8 line of 4 columns: row i's bytes of columns 0-1 at its lane, 2-3
  * eight bytes on (fp8_decode's unpacklo/unpackhi). FP4 line of 8
- * columns: column pairs 0 and 1 the low nibbles at the lane and eight
- * bytes on, pairs 2 and 3 the high nibbles of the same bytes
- * (fp4_decode_line). Each panel is the same bytes as its 16 rows stored,
+ * columns: row i's 4 bytes at 4i, its even columns' nibbles in the low
+ * word and the odd ones' in the high (fp4_unzip; fp4_panel_decode). Each panel is the same bytes as its 16 rows stored,
  * so a copy of one panel at a time does. */
 void matrix_pack_in_place(v4c_matrix *W) {
     int cols = W->cols, groups = cols / 32, fp8 = W->kind == WK_FP8, panels = W->rows / PANEL_ROWS, simd = matrix_pack_simd && dot_supported();
@@ -139,7 +155,7 @@ void matrix_row_f32(const v4c_matrix *W, int r, float *out) {
         const uint8_t *sc = (const uint8_t *)W->scale + (size_t)(r / PANEL_ROWS) * PANEL_ROWS * (n / 32) + r % PANEL_ROWS;
         for (int c = 0; c < n; c++) {
             uint8_t byte = ((const uint8_t *)W->data)[panel_index(W, r, c)];
-            out[c] = e2m1_table[(byte >> (4 * (c % 8 / 4))) & 15] * e8m0_to_f32(sc[(c / 32) * PANEL_ROWS]);
+            out[c] = e2m1_table[(byte >> (4 * fp4_panel_nibble(c))) & 15] * e8m0_to_f32(sc[(c / 32) * PANEL_ROWS]);
         }
         return;
     }
