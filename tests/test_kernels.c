@@ -488,6 +488,15 @@ static void check_dot_panels(void) {
                       extreme ? " (extreme scales)" : "", differ);
                 CHECK(bad == 0, "dot panels: %s %dx%d%s: %d outputs beyond a float chain's error", weight_kind_name[kind], rows, cols,
                       extreme ? " (extreme scales)" : "", bad);
+                /* An input whose group sums round (2^16 beside values whose bits lie far below a running sum's last place), so that the
+                 * order of the products decides bits; one token (FP4 on Intel: float FMAs, fast_fp4_fma) and
+                 * batches (vdpbf16ps) must still agree */
+                for (int i = 0; i < N * cols; i++) /* bf16 values (what the kernels take), not only e4m3 ones */
+                    x[i] = ldexpf(1.0f + (float)((i * 37) % 128) / 128, i % 2 == 0 ? 16 : -(i % 9)) * ((i * 7) % 5 < 2 ? -1.0f : 1.0f);
+                differ = 0, bad = 0;
+                panel_bits(&P, x, N, got, one, a, &differ, &bad);
+                CHECK(differ == 0 && bad == 0, "dot panels: %s %dx%d%s, wide input: %d outputs differ from one token alone, %d beyond a float chain's error",
+                      weight_kind_name[kind], rows, cols, extreme ? " (extreme scales)" : "", differ, bad);
                 /* FP8 with a float input (wo_a's): the float chain, the same bits for every token count */
                 if (kind == WK_FP8) {
                     for (int i = 0; i < N * cols; i++) x[i] = frand() * (i % 5 == 0 ? 1e3f : 1.0f);

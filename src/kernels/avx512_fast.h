@@ -189,6 +189,13 @@ INLINE void fp4_panel_decode(__m512i table, const uint8_t *p, __m512i c[4]) {
     c[3] = _mm512_permutexvar_epi16(_mm512_srli_epi16(b, 12), table);
 }
 
+/* The 16 e2m1 values as floats (fp4_fma's vpermps table). */
+extern float fast_fp4_f32[16];
+/* 1: one-token FP4 panels run float FMAs, each column pair's odd product
+ * and then its even one: vdpbf16ps's own order, the same bits where
+ * dpbf16_is_two_fmas (gemv_avx512_fast.c) found it so. */
+extern int fast_fp4_fma;
+
 /* Row r exactly (double sums of the decoded row with x): what the fast
  * kernels fall back to for scales they cannot carry. wrow: cols floats. */
 void exact_row(const v4c_matrix *W, int r, const float *x, int ldx, int n, float *y, int ldy, float *wrow);

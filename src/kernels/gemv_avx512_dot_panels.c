@@ -64,6 +64,7 @@ INLINE void dot_panels_kernel(weight_kind kind, const uint8_t *const *w, const u
     int fp8 = kind == WK_FP8, group = fp8 ? 128 : 32;
     fp8_tables T8 = fp8_tables_load();
     __m512i T4 = fp4_panel_table();
+    __m512 TF = _mm512_loadu_ps(fast_fp4_f32);
     __m512 part[16]; /* the group sums. Two chains a group (FP4's low and high nibbles) hid the dot products'
                          * latency at 1-2 tokens but left registers for 2 panels only at 3-4 tokens: from memory,
                          * alternating, one chain and 4 panels gave 3-4 tokens +5-18%, 6 tokens +24%, 1 token the same */
@@ -97,6 +98,17 @@ INLINE void dot_panels_kernel(weight_kind kind, const uint8_t *const *w, const u
                         _Pragma("GCC unroll 8") for (int t = 0; t < NT; t++) {
                             const uint16_t *xt = xs + (size_t)t * cols + c;
                             part[k * NT + t] = dp_pair(dp_pair(part[k * NT + t], w0, xt), w1, xt + 2);
+                        }
+                    }
+            } else if (xf) { /* FP4, one token, x floats of bf16 values (fp4_fma) */
+                _Pragma("GCC unroll 4") for (int c = g; c < g + 32; c += 8)
+                    _Pragma("GCC unroll 4") for (int k = 0; k < R; k++) {
+                        prefetch_ahead(w[k] + (size_t)8 * c);
+                        __m512i d = load_once(w[k] + (size_t)8 * c);
+                        _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) {
+                            __m512 even = _mm512_permutexvar_ps(q ? _mm512_srli_epi32(d, 4 * q) : d, TF);
+                            __m512 odd = _mm512_permutexvar_ps(_mm512_srli_epi32(d, 4 * (4 + q)), TF);
+                            part[k] = fma_bcast(fma_bcast(part[k], odd, xf + c + 2 * q + 1), even, xf + c + 2 * q);
                         }
                     }
             } else {
@@ -160,7 +172,8 @@ static int panels_for(int nt) { return nt <= 4 ? 4 : 2; }
 /* The kernel for W's kind and input. */
 #define PANELS(RR, NT)                                                                                                                    \
     do {                                                                                                                                  \
-        if (!fp8) dot_panels_kernel(WK_FP4, w, s, RR, NT, cols, xs, NULL, 0, yk, ldy);                                                    \
+        if (!fp8 && NT == 1 && fast_fp4_fma) dot_panels_kernel(WK_FP4, w, s, RR, 1, cols, NULL, xf, ldx, yk, ldy);                        \
+        else if (!fp8) dot_panels_kernel(WK_FP4, w, s, RR, NT, cols, xs, NULL, 0, yk, ldy);                                               \
         else if (xs) dot_panels_kernel(WK_FP8, w, s, RR, NT, cols, xs, NULL, 0, yk, ldy);                                                 \
         else dot_panels_kernel(WK_FP8, w, s, RR, NT, cols, NULL, xf, ldx, yk, ldy);                                                       \
     } while (0)

@@ -45,6 +45,8 @@ uint8_t fast_fp8_hi[128], fast_fp8_lo[128];
 int fast_prefetch = 1;
 uint8_t fast_fp4_lo[64], fast_fp4_hi[64];
 uint16_t fast_fp4_bf16[32];
+float fast_fp4_f32[16];
+int fast_fp4_fma;
 
 static uint16_t f32_to_bf16_exact(float f) {
     uint32_t u;
@@ -71,8 +73,48 @@ static int prefetch_default(void) {
     return family < 0x1A;
 }
 
+/* Whether vdpbf16ps adds a lane's odd product and then its even one, each
+ * rounded, as Intel's manual defines it: then two float FMAs in that order
+ * give its bits (the products are exact, and the inputs the dot kernels
+ * take keep every sum normal, so its flushing of denormals never acts).
+ * Checked on random bf16 values of 2^-12..2^12, 16 lanes x 512. */
+DOT static int dpbf16_is_two_fmas(void) {
+    uint32_t seed = 12345;
+    for (int it = 0; it < 512; it++) {
+        uint16_t a[32], b[32];
+        float acc[16], got[16];
+        for (int i = 0; i < 32 + 16; i++) {
+            seed = seed * 1664525u + 1013904223u;
+            uint16_t h = (uint16_t)((seed >> 16 & 0x8000) | (uint32_t)(115 + (seed >> 8) % 25) << 7 | (seed & 127));
+            if (i < 32) a[i] = h;
+            else acc[i - 32] = bf16_to_f32(h);
+            seed = seed * 1664525u + 1013904223u;
+            if (i < 32) b[i] = (uint16_t)((seed >> 16 & 0x8000) | (uint32_t)(115 + (seed >> 8) % 25) << 7 | (seed & 127));
+        }
+        _mm512_storeu_ps(got, _mm512_dpbf16_ps(_mm512_loadu_ps(acc), (__m512bh)_mm512_loadu_si512(a), (__m512bh)_mm512_loadu_si512(b)));
+        for (int i = 0; i < 16; i++) {
+            float want = fmaf(bf16_to_f32(a[2 * i]), bf16_to_f32(b[2 * i]), fmaf(bf16_to_f32(a[2 * i + 1]), bf16_to_f32(b[2 * i + 1]), acc[i]));
+            if (memcmp(&want, &got[i], 4)) return 0;
+        }
+    }
+    return 1;
+}
+
+/* One-token FP4 panels through float FMAs (avx512_fast.h, fp4_fma): on
+ * Intel, where vdpbf16ps takes both vector ports for two cycles and an FMA
+ * one port for one, if its bits are two FMAs'; V4C_FP4_FMA=0|1 overrides
+ * (still only where they are). */
+static int fp4_fma_default(void) {
+    if (!dot_supported() || !dpbf16_is_two_fmas()) return 0;
+    const char *env = getenv("V4C_FP4_FMA");
+    if (env && *env) return atoi(env) != 0;
+    unsigned a, b, c, d;
+    return __get_cpuid(0, &a, &b, &c, &d) && b == 0x756e6547u; /* "Genu"ineIntel */
+}
+
 static void init_tables(void) {
     fast_prefetch = prefetch_default();
+    fast_fp4_fma = fp4_fma_default();
     for (int m = 0; m < 128; m++) {
         uint16_t b = f32_to_bf16_exact(e4m3_magnitude(m));
         fast_fp8_hi[m] = (uint8_t)(b >> 8), fast_fp8_lo[m] = (uint8_t)b;
@@ -81,6 +123,7 @@ static void init_tables(void) {
         uint16_t b = f32_to_bf16_exact(e2m1_table[i % 16]);
         fast_fp4_lo[i] = (uint8_t)b, fast_fp4_hi[i] = (uint8_t)(b >> 8);
         if (i < 32) fast_fp4_bf16[i] = b;
+        if (i < 16) fast_fp4_f32[i] = e2m1_table[i];
     }
 }
 
