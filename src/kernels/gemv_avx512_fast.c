@@ -78,19 +78,18 @@ static int prefetch_default(void) {
  * give its bits (the products are exact, and the inputs the dot kernels
  * take keep every sum normal, so its flushing of denormals never acts).
  * Checked on random bf16 values of 2^-12..2^12, 16 lanes x 512. */
+static uint16_t random_bf16(uint32_t *seed) { /* sign, exponent 2^-12..2^12, mantissa */
+    *seed = *seed * 1664525u + 1013904223u;
+    return (uint16_t)((*seed >> 16 & 0x8000) | (uint32_t)(115 + (*seed >> 8) % 25) << 7 | (*seed & 127));
+}
+
 DOT static int dpbf16_is_two_fmas(void) {
     uint32_t seed = 12345;
     for (int it = 0; it < 512; it++) {
         uint16_t a[32], b[32];
         float acc[16], got[16];
-        for (int i = 0; i < 32 + 16; i++) {
-            seed = seed * 1664525u + 1013904223u;
-            uint16_t h = (uint16_t)((seed >> 16 & 0x8000) | (uint32_t)(115 + (seed >> 8) % 25) << 7 | (seed & 127));
-            if (i < 32) a[i] = h;
-            else acc[i - 32] = bf16_to_f32(h);
-            seed = seed * 1664525u + 1013904223u;
-            if (i < 32) b[i] = (uint16_t)((seed >> 16 & 0x8000) | (uint32_t)(115 + (seed >> 8) % 25) << 7 | (seed & 127));
-        }
+        for (int i = 0; i < 32; i++) a[i] = random_bf16(&seed), b[i] = random_bf16(&seed);
+        for (int i = 0; i < 16; i++) acc[i] = bf16_to_f32(random_bf16(&seed));
         _mm512_storeu_ps(got, _mm512_dpbf16_ps(_mm512_loadu_ps(acc), (__m512bh)_mm512_loadu_si512(a), (__m512bh)_mm512_loadu_si512(b)));
         for (int i = 0; i < 16; i++) {
             float want = fmaf(bf16_to_f32(a[2 * i]), bf16_to_f32(b[2 * i]), fmaf(bf16_to_f32(a[2 * i + 1]), bf16_to_f32(b[2 * i + 1]), acc[i]));
