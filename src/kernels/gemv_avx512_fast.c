@@ -73,16 +73,17 @@ static int prefetch_default(void) {
     return family < 0x1A;
 }
 
-/* Whether vdpbf16ps adds a lane's odd product and then its even one, each
- * rounded, as Intel's manual defines it: then two float FMAs in that order
- * give its bits (the products are exact, and the inputs the dot kernels
- * take keep every sum normal, so its flushing of denormals never acts).
- * Checked on random bf16 values of 2^-12..2^12, 16 lanes x 512. */
-static uint16_t random_bf16(uint32_t *seed) { /* sign, exponent 2^-12..2^12, mantissa */
+/* A bf16 of random sign and mantissa, exponent 2^-12..2^12 (an LCG step). */
+static uint16_t random_bf16(uint32_t *seed) {
     *seed = *seed * 1664525u + 1013904223u;
     return (uint16_t)((*seed >> 16 & 0x8000) | (uint32_t)(115 + (*seed >> 8) % 25) << 7 | (*seed & 127));
 }
 
+/* Whether vdpbf16ps adds a lane's odd product and then its even one, each
+ * rounded, as Intel's manual defines it: then two float FMAs in that order
+ * give its bits (the products are exact, and the inputs the dot kernels
+ * take keep every sum normal, so its flushing of denormals never acts).
+ * Checked on random bf16 values, 16 lanes x 512. */
 DOT static int dpbf16_is_two_fmas(void) {
     uint32_t seed = 12345;
     for (int it = 0; it < 512; it++) {

@@ -109,8 +109,9 @@ static void pack_panel(uint8_t *dst, size_t row_bytes, int fp4, uint8_t *tmp) {
 /* FP8 line of 4 columns: row i's bytes of columns 0-1 at its lane, 2-3
  * eight bytes on (fp8_decode's unpacklo/unpackhi). FP4 line of 8
  * columns: row i's 4 bytes at 4i, its even columns' nibbles in the low
- * word and the odd ones' in the high (fp4_unzip; fp4_panel_decode). Each panel is the same bytes as its 16 rows stored,
- * so a copy of one panel at a time does. */
+ * word and the odd ones' in the high (fp4_unzip; fp4_panel_decode). Each
+ * panel is the same bytes as its 16 rows stored, so a copy of one panel at
+ * a time does. */
 void matrix_pack_in_place(v4c_matrix *W) {
     int cols = W->cols, groups = cols / 32, fp8 = W->kind == WK_FP8, panels = W->rows / PANEL_ROWS, simd = matrix_pack_simd && dot_supported();
     size_t row_bytes = fp8 ? (size_t)cols : (size_t)cols / 2, bytes = PANEL_ROWS * row_bytes;
